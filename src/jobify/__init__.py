@@ -1,0 +1,1 @@
+"""jobify: an asyncio job scheduler."""
