@@ -1,0 +1,61 @@
+"""``OrjsonSerializer``: fast JSON through the optional ``orjson`` package."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from jobify.exceptions import MissingDependencyError
+from jobify.serializers.base import decode_error, encode_error
+
+__all__ = ["OrjsonSerializer"]
+
+
+class OrjsonSerializer:
+    """JSON via `orjson <https://github.com/ijl/orjson>`_ (extra: ``pip install 'jobify[orjson]'``).
+
+    What round-trips: ``dict`` with str keys, ``list``, ``str``, ``int`` (64-bit range; larger
+    integers are an error), finite ``float``, ``bool``, ``None``. Note what orjson does to the
+    rest, which is why this is best paired with a ``dumper``/``loader``:
+
+    * tuples come back as lists; non-str dict keys are an error;
+    * ``NaN``/``±Infinity`` are written as ``null`` by orjson (silently: they come back as
+      ``None``);
+    * dataclasses, ``datetime``/``date``/``time``, ``UUID`` and ``Enum`` are *written* natively
+      (as objects, RFC 3339 strings, strings, values) but *read back* as that plain data, not as
+      the original types;
+    * anything else (``bytes``, ``Decimal``, sets, ...) raises
+      :class:`~jobify.exceptions.SerializationError`.
+
+    Constructing it without orjson installed raises
+    :class:`~jobify.exceptions.MissingDependencyError`.
+    """
+
+    __slots__ = ("_dumps", "_loads")
+
+    def __init__(self) -> None:
+        """Import orjson now (not at ``import jobify.serializers``), so a missing extra is
+        reported where the serializer is chosen."""
+        try:
+            import orjson
+        except ImportError as exc:
+            raise MissingDependencyError("orjson", "orjson", "OrjsonSerializer") from exc
+        self._dumps: Callable[[Any], bytes] = orjson.dumps
+        self._loads: Callable[[bytes], Any] = orjson.loads
+
+    def dumpb(self, obj: Any) -> bytes:
+        """Encode ``obj`` as JSON bytes."""
+        try:
+            return self._dumps(obj)
+        except Exception as exc:  # orjson.JSONEncodeError is a TypeError
+            raise encode_error("OrjsonSerializer", obj, exc) from exc
+
+    def loadb(self, data: bytes) -> Any:
+        """Decode JSON bytes."""
+        try:
+            return self._loads(data)
+        except Exception as exc:
+            raise decode_error("OrjsonSerializer", exc) from exc
+
+    def __repr__(self) -> str:
+        return "OrjsonSerializer()"
