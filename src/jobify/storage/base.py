@@ -110,5 +110,6 @@ class Storage(abc.ABC):
     def delete_soon(self, job_id: str) -> None:
         """Queue a delete into the next group commit without waiting for it."""
 
+    @abc.abstractmethod
     async def flush(self) -> None:
         """Return once every write queued so far is committed."""

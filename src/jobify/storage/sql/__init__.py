@@ -1,0 +1,1 @@
+"""The SQL of the storage backends: every statement is a named constant here, nowhere else."""

@@ -1,0 +1,510 @@
+"""The embedded default storage: one SQLite file owned by one running app.
+
+Threading: the stdlib ``sqlite3`` driver blocks, so one dedicated thread per storage owns the
+connection and runs every statement; the event loop only queues work for it and is woken by
+one ``call_soon_threadsafe`` callback per unit of work.
+
+Group commit: writes (``save``, ``save_many``, ``delete``, ``*_soon``) land in a pending batch
+on the event-loop side. While one batch is being committed in the thread, new writes keep
+accumulating; when it finishes, everything pending goes into the next transaction. Within a
+batch the writes are coalesced per job id keeping the last one, which leaves the table exactly
+as applying them one by one in order would. Every awaiting caller is resumed after its batch's
+COMMIT, so N concurrent durable writes cost one transaction, not N.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from functools import partial
+from itertools import starmap
+from operator import attrgetter, itemgetter
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from jobify.exceptions import SchemaVersionError, StorageError
+from jobify.storage.base import JobRecord, Storage
+from jobify.storage.filelock import OwnerLock
+from jobify.storage.memory import check_record
+from jobify.storage.sql import sqlite as sql
+from jobify.storage.workerthread import WorkerThread
+
+__all__ = ["SQLiteStorage"]
+
+logger = logging.getLogger("jobify.storage")
+
+T = TypeVar("T")
+
+_MEMORY = ":memory:"
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Primary result codes (sqlite3.Error.sqlite_errorcode carries the extended code).
+_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY = 5, 6, 8
+_SQLITE_CORRUPT, _SQLITE_CANTOPEN, _SQLITE_NOTADB = 11, 14, 26
+_ROW_TYPES = (str, str, float, bytes, bytes, str)
+_as_row = attrgetter("job_id", "task_name", "exec_at", "arguments", "trigger", "status")
+
+
+class _Batch:
+    """Writes that will share one transaction, and the futures waiting for its COMMIT."""
+
+    __slots__ = ("ops", "soon", "waiters")
+
+    def __init__(self) -> None:
+        # job id -> record to upsert, or None to delete. Last write per id wins.
+        self.ops: dict[str, JobRecord | None] = {}
+        self.waiters: list[asyncio.Future[None]] = []
+        self.soon = 0  # how many *_soon writes nobody awaits (logged if the batch fails)
+
+
+class SQLiteStorage(Storage):
+    """Durable jobs in one SQLite file (or ``":memory:"``), owned by one running app.
+
+    ``database`` is a path (created if absent) or ``":memory:"`` (one connection, lives as long
+    as the storage is started; nothing survives). ``table_name`` is the jobs table (a plain
+    identifier). ``timeout`` bounds, in seconds, how long a write waits for another program
+    that holds a write transaction on the file ("database is locked") before failing with a
+    :class:`~jobify.exceptions.StorageError`.
+
+    Durability: the file is in WAL mode. With ``synchronous="normal"`` (the default) a
+    committed write survives a crash or kill -9 of the process (the commit is in the WAL file,
+    in the OS page cache), but the last commits may be lost if the machine loses power.
+    ``synchronous="full"`` syncs the WAL to disk on every (group) commit, so committed writes
+    also survive power loss, at the price of one fsync per batch.
+
+    Ownership: ``startup()`` takes an exclusive lock on ``<database>.lock``; a second process
+    opening the same file while the first runs gets a
+    :class:`~jobify.exceptions.StorageLockedError` naming the holder's pid. Several workers on
+    one job store need ``PostgresStorage``.
+    """
+
+    shared = False
+
+    def __init__(
+        self,
+        database: str | Path = "jobify.db",
+        *,
+        table_name: str = "jobify_schedules",
+        timeout: float = 20.0,
+        synchronous: Literal["normal", "full"] = "normal",
+    ) -> None:
+        if not _IDENTIFIER.fullmatch(table_name) or table_name.lower().startswith("sqlite_"):
+            raise ValueError(
+                f"table_name must be a plain SQL identifier (letters, digits and _, not "
+                f"starting with a digit or 'sqlite_'), got {table_name!r}"
+            )
+        if table_name.lower() == sql.META_TABLE:
+            raise ValueError(f"table_name {table_name!r} is reserved for jobify's schema table")
+        if synchronous not in ("normal", "full"):
+            raise ValueError(f"synchronous must be 'normal' or 'full', got {synchronous!r}")
+        if timeout < 0:
+            raise ValueError(f"timeout must be >= 0 seconds, got {timeout!r}")
+        self.database = os.fspath(database)
+        """The database path as given, or ``":memory:"``."""
+        self.table_name = table_name
+        self.timeout = float(timeout)
+        self.synchronous = synchronous
+        self._memory = self.database == _MEMORY
+        self._queries = sql.SQLiteQueries.for_table(table_name)
+        self._state: Literal["new", "running", "closing", "closed"] = "new"
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._conn: sqlite3.Connection | None = None  # touched only by the worker thread
+        self._lock: OwnerLock | None = None
+        self._thread: WorkerThread | None = None
+        self._pending = _Batch()
+        self._inflight: _Batch | None = None
+        self._dispatch_scheduled = False
+        self._closed: asyncio.Future[None] | None = None
+        self._commits = 0
+
+    def __repr__(self) -> str:
+        return f"SQLiteStorage({self.database!r}, table_name={self.table_name!r})"
+
+    @property
+    def commit_count(self) -> int:
+        """How many write transactions were committed so far (for tests and monitoring)."""
+        return self._commits
+
+    # -- life cycle ---------------------------------------------------------------------
+
+    async def startup(self) -> None:
+        """Lock the file, open it in WAL mode and create or migrate the schema.
+
+        May be called again after ``shutdown()`` to reopen. Raises
+        :class:`~jobify.exceptions.StorageLockedError` when another process runs on the file,
+        :class:`~jobify.exceptions.SchemaVersionError` (leaving the file untouched) when its
+        schema is newer than this code, and :class:`~jobify.exceptions.StorageError` when the
+        file is read-only, corrupt, not a database or stays locked longer than ``timeout``.
+        """
+        if self._state in ("running", "closing"):
+            raise StorageError(f"{self!r} is already started")
+        self._loop = asyncio.get_running_loop()
+        thread = WorkerThread(
+            f"jobify-sqlite:{Path(self.database).name}", self._loop, self._map_error
+        )
+        try:
+            await thread.call(self._open_sync)
+        except BaseException:
+            thread.stop()
+            raise
+        self._thread = thread
+        self._pending = _Batch()
+        self._inflight = None
+        self._closed = None
+        self._state = "running"
+
+    async def shutdown(self) -> None:
+        """Commit every queued write, close the file and release it. Idempotent.
+
+        Raises :class:`~jobify.exceptions.StorageError` if the last writes could not be
+        committed; the file is closed and released either way.
+        """
+        if self._state in ("new", "closed"):
+            return
+        if self._state == "closing":
+            assert self._closed is not None
+            await asyncio.shield(self._closed)
+            return
+        self._state = "closing"
+        self._closed = self._loop_().create_future()
+        try:
+            while self._pending.ops or self._inflight is not None:
+                await self._drain()
+        finally:
+            try:
+                await self._thread_().call(self._close_sync)
+            finally:
+                self._thread_().stop()
+                self._thread = None
+                self._state = "closed"
+                self._closed.set_result(None)
+
+    # -- reads ----------------------------------------------------------------------------
+
+    async def load(self) -> list[JobRecord]:
+        """Every committed record. Rows with wrongly typed columns are skipped with a
+        warning naming their job id, and left in the table."""
+        self._check_running()
+        return await self._thread_().call(self._load_sync)  # type: ignore[no-any-return]
+
+    async def get(self, job_id: str) -> JobRecord | None:
+        """The committed record with this id, or None (also, with a warning, when its row
+        is undecodable)."""
+        self._check_running()
+        return await self._thread_().call(partial(self._get_sync, job_id))  # type: ignore[no-any-return]
+
+    # -- writes ---------------------------------------------------------------------------
+
+    async def save(self, record: JobRecord) -> None:
+        """Insert or replace the record; return once its group commit is committed."""
+        check_record(record)
+        batch = self._enqueue()
+        batch.ops[record.job_id] = record
+        waiter = self._loop_().create_future()
+        batch.waiters.append(waiter)
+        await waiter
+
+    async def save_many(self, records: Sequence[JobRecord]) -> None:
+        """Insert or replace every record in one transaction; return once committed."""
+        for record in records:
+            check_record(record)
+        batch = self._enqueue()
+        for record in records:
+            batch.ops[record.job_id] = record
+        waiter = self._loop_().create_future()
+        batch.waiters.append(waiter)
+        await waiter
+
+    async def delete(self, job_id: str) -> None:
+        """Delete the record (no error when absent); return once committed."""
+        batch = self._enqueue()
+        batch.ops[job_id] = None
+        waiter = self._loop_().create_future()
+        batch.waiters.append(waiter)
+        await waiter
+
+    def save_soon(self, record: JobRecord) -> None:
+        """Queue an insert-or-replace into the next group commit; a failure is logged."""
+        check_record(record)
+        batch = self._enqueue()
+        batch.ops[record.job_id] = record
+        batch.soon += 1
+
+    def delete_soon(self, job_id: str) -> None:
+        """Queue a delete into the next group commit; a failure is logged."""
+        batch = self._enqueue()
+        batch.ops[job_id] = None
+        batch.soon += 1
+
+    async def flush(self) -> None:
+        """Return once every write queued so far is committed (StorageError if it failed)."""
+        self._check_running()
+        await self._drain()
+
+    # -- event-loop side of the group commit ----------------------------------------------
+
+    def _loop_(self) -> asyncio.AbstractEventLoop:
+        assert self._loop is not None
+        return self._loop
+
+    def _thread_(self) -> WorkerThread:
+        assert self._thread is not None
+        return self._thread
+
+    def _check_running(self) -> None:
+        if self._state != "running":
+            if self._state == "new":
+                raise StorageError(f"{self!r} is not started: await storage.startup() first")
+            raise StorageError(f"{self!r} is shut down")
+
+    def _enqueue(self) -> _Batch:
+        """The batch a new write joins; makes sure it will be dispatched."""
+        self._check_running()
+        if self._inflight is None and not self._dispatch_scheduled:
+            # Dispatch on the next loop iteration, not now: writes issued by tasks that are
+            # already ready to run (a gather of pushes) then join this same batch.
+            self._dispatch_scheduled = True
+            self._loop_().call_soon(self._dispatch)
+        return self._pending
+
+    def _dispatch(self) -> None:
+        self._dispatch_scheduled = False
+        if self._inflight is not None or not self._pending.ops:
+            return
+        batch, self._pending = self._pending, _Batch()
+        self._inflight = batch
+        work = partial(self._commit_sync, batch.ops)
+        self._thread_().submit(work, partial(self._batch_done, batch))
+
+    def _batch_done(self, batch: _Batch, _result: object, error: BaseException | None) -> None:
+        self._inflight = None
+        if error is None:
+            for waiter in batch.waiters:
+                if not waiter.done():  # a cancelled caller; its write is committed anyway
+                    waiter.set_result(None)
+        else:
+            if batch.soon:
+                logger.error(
+                    "%d queued write(s) to %s were not committed: %s",
+                    batch.soon,
+                    self.database,
+                    error,
+                )
+            for waiter in batch.waiters:
+                if not waiter.done():
+                    failure = StorageError(str(error))
+                    failure.__cause__ = error.__cause__ or error
+                    waiter.set_exception(failure)
+        if self._pending.ops:
+            self._dispatch()
+
+    async def _drain(self) -> None:
+        """Wait for the batch holding the most recent write, if any is outstanding."""
+        if self._pending.ops:
+            batch = self._pending
+        elif self._inflight is not None:
+            batch = self._inflight
+        else:
+            return
+        waiter = self._loop_().create_future()
+        batch.waiters.append(waiter)
+        await waiter
+
+    # -- the worker thread ------------------------------------------------------------------
+
+    def _map_error(self, exc: Exception) -> BaseException:
+        """Map a driver error to a StorageError naming the file (runs in the thread)."""
+        if not isinstance(exc, sqlite3.Error):
+            return exc
+        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+        db = repr(self.database)
+        if code in (_SQLITE_BUSY, _SQLITE_LOCKED):
+            return StorageError(
+                f"the SQLite database {db} stayed locked by another connection for more than "
+                f"{self.timeout}s ({exc}): another program holds a write transaction on it; "
+                "end it, or raise SQLiteStorage(timeout=...)"
+            )
+        if code == _SQLITE_READONLY:
+            return StorageError(
+                f"the SQLite database {db} is read-only ({exc}): make the file and its "
+                "directory writable by this process"
+            )
+        if code in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+            return StorageError(
+                f"the SQLite database {db} is corrupted or not a SQLite database ({exc}): "
+                "restore it from a backup, or move it away to start with an empty one"
+            )
+        if code == _SQLITE_CANTOPEN:
+            return StorageError(
+                f"cannot open the SQLite database {db} ({exc}): check that its directory "
+                "exists and is writable"
+            )
+        return StorageError(f"SQLite error on {db}: {exc}")
+
+    def _retrying(self, work: Callable[[], T]) -> T:
+        """Run a transaction, retrying "database is locked" until ``timeout`` has passed.
+
+        sqlite's busy handler already waits up to ``timeout`` in most cases; this loop covers
+        the ones where SQLite reports SQLITE_BUSY without calling it (e.g. during WAL recovery).
+        """
+        deadline = time.monotonic() + self.timeout
+        pause = 0.001
+        while True:
+            try:
+                return work()
+            except sqlite3.OperationalError as exc:
+                busy = getattr(exc, "sqlite_errorcode", 0) & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
+                if not busy or time.monotonic() >= deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+
+    def _transaction(self, conn: sqlite3.Connection, body: Callable[[], None]) -> None:
+        # BEGIN IMMEDIATE takes the write lock up front, where the busy timeout applies;
+        # a deferred transaction could fail with SQLITE_BUSY on its first write without it.
+        conn.execute(sql.BEGIN_IMMEDIATE)
+        try:
+            body()
+            conn.execute(sql.COMMIT)
+        except BaseException:
+            if conn.in_transaction:
+                conn.rollback()
+            raise
+
+    # Everything below runs in the worker thread only.
+
+    def _open_sync(self) -> None:
+        lock: OwnerLock | None = None
+        if not self._memory:
+            if os.path.exists(self.database) and not os.access(self.database, os.W_OK):
+                raise StorageError(
+                    f"the SQLite database {self.database!r} is read-only for this process: "
+                    "make it writable (jobify writes every durable job to it)"
+                )
+            lock = OwnerLock(self.database)
+            lock.acquire()
+        try:
+            conn = sqlite3.connect(self.database, timeout=self.timeout, isolation_level=None)
+            try:
+                self._prepare(conn)
+            except BaseException:
+                conn.close()
+                raise
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+        self._conn, self._lock = conn, lock
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        # Check the version before writing anything: a newer schema must leave the file
+        # exactly as it is (not even switched to WAL).
+        version = self._stored_version(conn)
+        if version > sql.SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"the SQLite database {self.database!r} has jobify schema version {version} "
+                f"(table {self.table_name!r}) but this jobify knows versions up to "
+                f"{sql.SCHEMA_VERSION}: it was written by a newer jobify; upgrade jobify. "
+                "The file was not modified."
+            )
+        if not self._memory:
+            row = self._retrying(lambda: conn.execute(sql.JOURNAL_WAL).fetchone())
+            if row is None or str(row[0]).lower() != "wal":
+                raise StorageError(
+                    f"cannot switch the SQLite database {self.database!r} to WAL journal mode "
+                    f"(it stays in {row[0] if row else 'unknown'!r} mode)"
+                )
+        conn.execute(sql.SYNCHRONOUS[self.synchronous])
+        if version < sql.SCHEMA_VERSION:
+            self._retrying(lambda: self._transaction(conn, partial(self._migrate, conn)))
+
+    def _stored_version(self, conn: sqlite3.Connection) -> int:
+        if conn.execute(sql.META_EXISTS).fetchone() is None:
+            return 0
+        row = conn.execute(sql.GET_VERSION, (self.table_name,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        conn.execute(sql.CREATE_META)
+        # Read again inside the write transaction: this is the version the steps apply to.
+        row = conn.execute(sql.GET_VERSION, (self.table_name,)).fetchone()
+        version = int(row[0]) if row else 0
+        for step in self._queries.migrations[version:]:
+            for statement in step:
+                conn.execute(statement)
+        conn.execute(sql.SET_VERSION, (self.table_name, sql.SCHEMA_VERSION))
+        logger.info(
+            "migrated table %s of %s from schema version %d to %d",
+            self.table_name,
+            self.database,
+            version,
+            sql.SCHEMA_VERSION,
+        )
+
+    def _close_sync(self) -> None:
+        conn, self._conn = self._conn, None
+        lock, self._lock = self._lock, None
+        try:
+            if conn is not None:
+                conn.close()
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:  # only reachable if a call raced shutdown
+            raise StorageError(f"{self!r} is shut down")
+        return self._conn
+
+    def _commit_sync(self, ops: dict[str, JobRecord | None]) -> None:
+        upserts = [_as_row(record) for record in ops.values() if record is not None]
+        deletes = [(job_id,) for job_id, record in ops.items() if record is None]
+        conn = self._connection()
+
+        def body() -> None:
+            # Ops were coalesced per id, so deletes and upserts touch disjoint ids and their
+            # relative order does not matter.
+            if deletes:
+                conn.executemany(self._queries.delete, deletes)
+            if upserts:
+                conn.executemany(self._queries.upsert, upserts)
+
+        self._retrying(lambda: self._transaction(conn, body))
+        self._commits += 1
+
+    def _load_sync(self) -> list[JobRecord]:
+        rows = self._connection().execute(self._queries.load).fetchall()
+        # Fast path: check each column's types over all rows in C loops, then build every
+        # record; only when some row is off, decode row by row to find and skip it.
+        if all(
+            set(map(type, map(itemgetter(i), rows))) <= {kind} for i, kind in enumerate(_ROW_TYPES)
+        ):
+            return list(starmap(JobRecord, rows))
+        decoded = (self._decode(row) for row in rows)
+        return [record for record in decoded if record is not None]
+
+    def _get_sync(self, job_id: str) -> JobRecord | None:
+        row = self._connection().execute(self._queries.get, (job_id,)).fetchone()
+        return None if row is None else self._decode(row)
+
+    def _decode(self, row: tuple[Any, ...]) -> JobRecord | None:
+        job_id, task_name, exec_at, arguments, trigger, status = row
+        if type(exec_at) is int:  # REAL affinity keeps an integer too large for a double
+            exec_at = float(exec_at)
+        if tuple(map(type, (job_id, task_name, exec_at, arguments, trigger, status))) != (
+            _ROW_TYPES
+        ):
+            logger.warning(
+                "skipping job %r in table %s of %s: a column has an unexpected type or is "
+                "NULL (%s); the row is left in place",
+                job_id,
+                self.table_name,
+                self.database,
+                ", ".join(type(value).__name__ for value in row),
+            )
+            return None
+        return JobRecord(job_id, task_name, exec_at, arguments, trigger, status)
