@@ -6,7 +6,7 @@ The hierarchy::
     ├── ApplicationStateError          wrong phase: task registered after startup, scheduling before it
     ├── DuplicateJobError              a job id already in use (pass ``replace=True`` to replace it)
     ├── JobFailedError                 ``job.result()`` of a FAILED job (chains the original error)
-    ├── JobTimeoutError (+TimeoutError) ``job.result()`` of a TIMEOUT job
+    ├── JobTimeoutError (+TimeoutError) result() of a TIMEOUT job
     ├── JobNotCompletedError           ``job.result()`` before the job finished
     ├── RouteAlreadyRegisteredError    two tasks with one full name
     ├── NoResultError                  raised by an exception handler: fail now, no retry

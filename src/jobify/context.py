@@ -1,0 +1,200 @@
+"""What a job and a scheduling call can see: contexts, state objects and ``INJECT``.
+
+A task parameter whose default is ``INJECT`` receives, by its type hint, the ``JobContext`` or
+one of its parts. Which parameters are injected is decided once, at decoration time; an
+unknown injectable type is an error there, not when the job runs.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from jobify.config import JobifyConfiguration
+    from jobify.jobs import Job
+    from jobify.runners import RunMode
+    from jobify.schedule import ScheduleBuilder
+    from jobify.triggers import Cron
+
+__all__ = [
+    "INJECT",
+    "CronContext",
+    "JobContext",
+    "OuterContext",
+    "RequestState",
+    "Runnable",
+    "State",
+    "injections_for",
+]
+
+T = TypeVar("T")
+
+
+class _Inject:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "INJECT"
+
+
+INJECT: Any = _Inject()
+"""Default value marking a task parameter to be injected by its type hint."""
+
+
+class State(MutableMapping[str, Any]):
+    """A namespace with attribute and item access (``state.db`` is ``state["db"]``)."""
+
+    def __init__(self, initial: Mapping[str, Any] | None = None) -> None:
+        object.__setattr__(self, "_data", dict(initial or {}))
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._data[name]
+        except KeyError:
+            raise AttributeError(f"state has no attribute {name!r}") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self._data[name] = value
+
+    def __delattr__(self, name: str) -> None:
+        try:
+            del self._data[name]
+        except KeyError:
+            raise AttributeError(f"state has no attribute {name!r}") from None
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._data[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._data!r})"
+
+    _data: dict[str, Any]
+
+
+class RequestState(State):
+    """Scratch space for one execution: fresh for every run, shared by its middleware."""
+
+
+@dataclass(slots=True)
+class Runnable(Generic[T]):
+    """One call of a task's function with its bound arguments, as the runner will make it."""
+
+    name: str
+    func: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    run_mode: RunMode
+
+
+@dataclass(slots=True)
+class CronContext:
+    """The cron side of a cron job's execution: its trigger and counters (beyond)."""
+
+    cron: Cron
+    runs: int
+    failures: int
+
+
+@dataclass(slots=True)
+class JobContext:
+    """What middleware, exception handlers and injected parameters see of one execution."""
+
+    job: Job[Any]
+    state: State
+    runnable: Runnable[Any]
+    request_state: RequestState
+    route_options: Mapping[str, Any]
+    jobify_config: JobifyConfiguration
+    schedule_builder: ScheduleBuilder[Any]
+    cron_context: CronContext | None = None
+
+
+@dataclass(slots=True)
+class OuterContext:
+    """What outer middleware sees of one scheduling call (push/at/delay/cron).
+
+    ``arguments`` (parameter name → value) may be changed by middleware: the arguments present
+    when the innermost ``call_next`` runs are the ones stored and run.
+    """
+
+    job: Job[Any] | None
+    trigger: Any
+    runnable: Runnable[Any]
+    arguments: dict[str, Any]
+    func_spec: inspect.Signature
+    is_force: bool
+    is_persist: bool
+    is_replace: bool
+    state: State
+    route_options: Mapping[str, Any]
+    jobify_config: JobifyConfiguration
+    schedule_builder: ScheduleBuilder[Any]
+    request_state: RequestState = field(default_factory=RequestState)
+
+
+Extractor = Callable[[JobContext], Any]
+
+
+def _injectables() -> dict[Any, Extractor]:
+    from jobify.config import JobifyConfiguration
+    from jobify.jobs import Job
+    from jobify.schedule import ScheduleBuilder
+
+    return {
+        JobContext: lambda c: c,
+        Job: lambda c: c.job,
+        State: lambda c: c.state,
+        RequestState: lambda c: c.request_state,
+        JobifyConfiguration: lambda c: c.jobify_config,
+        ScheduleBuilder: lambda c: c.schedule_builder,
+        Runnable: lambda c: c.runnable,
+        CronContext: lambda c: c.cron_context,
+    }
+
+
+def injections_for(func: Callable[..., Any], task_name: str) -> dict[str, Extractor]:
+    """Map each ``INJECT`` parameter of ``func`` to how its value is taken from a JobContext.
+
+    Raises ``TypeError`` naming the parameter when its hint is missing or not injectable.
+    """
+    sig = inspect.signature(func)
+    wanted = [p for p in sig.parameters.values() if p.default is INJECT]
+    if not wanted:
+        return {}
+    try:
+        hints = typing.get_type_hints(func)
+    except Exception as exc:
+        raise TypeError(
+            f"task {task_name!r}: cannot resolve the type hints of its injected parameters "
+            f"({exc}); injection needs importable annotations"
+        ) from exc
+    table = _injectables()
+    result: dict[str, Extractor] = {}
+    for param in wanted:
+        hint = hints.get(param.name, inspect.Parameter.empty)
+        origin = typing.get_origin(hint) or hint
+        extractor = table.get(origin)
+        if extractor is None:
+            names = ", ".join(sorted(t.__name__ for t in table))
+            raise TypeError(
+                f"task {task_name!r}: parameter {param.name!r} = INJECT has type hint "
+                f"{hint!r}, which cannot be injected; injectable types are: {names}"
+            )
+        result[param.name] = extractor
+    return result

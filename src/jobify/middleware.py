@@ -1,0 +1,61 @@
+"""Middleware: hooks around a job's execution and around scheduling calls.
+
+``BaseMiddleware`` wraps execution: ``await call_next(context)`` runs the rest of the chain and
+the task; not calling it skips the job, and the middleware's return value is the result.
+``BaseOuterMiddleware`` wraps ``push/at/delay/cron``: it may change ``context.arguments`` or
+refuse by raising, in which case nothing is scheduled or stored.
+
+Chains are composed once per route at startup (``compose``), never per job.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from jobify.context import JobContext, OuterContext
+
+if TYPE_CHECKING:
+    from jobify.jobs import Job
+
+__all__ = [
+    "BaseMiddleware",
+    "BaseOuterMiddleware",
+    "CallNext",
+    "CallNextOuter",
+    "Item",
+    "JobifyQueue",
+    "QueueMiddleware",
+]
+
+CallNext = Callable[[JobContext], Awaitable[Any]]
+CallNextOuter = Callable[[OuterContext], Awaitable["Job[Any]"]]
+
+
+class BaseMiddleware(abc.ABC):
+    """Execution middleware: ``async def __call__(self, call_next, context) -> Any``."""
+
+    @abc.abstractmethod
+    async def __call__(self, call_next: CallNext, context: JobContext) -> Any:
+        """Run around one execution; ``return await call_next(context)`` to proceed."""
+
+
+class BaseOuterMiddleware(abc.ABC):
+    """Scheduling middleware: runs at push/at/delay/cron time, not when restoring."""
+
+    @abc.abstractmethod
+    async def __call__(self, call_next: CallNextOuter, context: OuterContext) -> Job[Any]:
+        """Run around one scheduling call; ``return await call_next(context)`` to proceed."""
+
+
+def compose(middleware: Sequence[Any], inner: Callable[[Any], Awaitable[Any]]) -> Any:
+    """Build ``m1(m2(...mn(inner)))`` once: the first middleware is the outermost."""
+    handler = inner
+    for m in reversed(middleware):
+        handler = partial(m, handler)
+    return handler
+
+
+from jobify.queue import Item, JobifyQueue, QueueMiddleware  # noqa: E402  (re-export)

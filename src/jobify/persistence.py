@@ -1,0 +1,231 @@
+"""Between the scheduler and a ``Storage``: jobs ⇄ records, and restore at startup.
+
+The scheduler hands over ``JobEntry`` objects; this module encodes them into ``JobRecord``
+values (arguments with the app's serializer through ``ArgumentCodec``, the trigger and its
+counters as our own small JSON document) and decodes them back when restoring. A record that
+cannot be restored (unknown task, undecodable arguments or trigger) is logged with its id and
+left untouched in storage.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import typing
+from datetime import datetime, timedelta, timezone, tzinfo
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from jobify.arguments import ArgumentCodec
+from jobify.exceptions import BaseJobifyError
+from jobify.jobs import Job
+from jobify.storage.base import JobRecord, RecordStatus, Storage
+from jobify.triggers import AnyMisfirePolicy, Cron, GracePolicy, MisfirePolicy
+
+if TYPE_CHECKING:
+    from jobify.router import Route
+    from jobify.scheduler import JobEntry, Scheduler
+    from jobify.triggers import CronParser
+
+__all__ = ["Persistence", "RestoredJob"]
+
+log = logging.getLogger("jobify.persistence")
+
+TRIGGER_VERSION = 1
+
+
+def _tz_key(tz: tzinfo | None) -> str | None:
+    if tz is None:
+        return None
+    if isinstance(tz, ZoneInfo):
+        return tz.key
+    if tz is timezone.utc:  # noqa: UP017
+        return "UTC"
+    raise ValueError(f"cannot store time zone {tz!r}: use a ZoneInfo")
+
+
+def _tz_from(key: str | None) -> tzinfo | None:
+    return None if key is None else ZoneInfo(key)
+
+
+def _policy_to_json(policy: AnyMisfirePolicy) -> Any:
+    if isinstance(policy, GracePolicy):
+        return {"grace": policy.grace.total_seconds()}
+    return policy.value
+
+
+def _policy_from_json(data: Any) -> AnyMisfirePolicy:
+    if isinstance(data, dict):
+        return GracePolicy(timedelta(seconds=float(data["grace"])))
+    return MisfirePolicy(data)
+
+
+def encode_trigger(entry: JobEntry) -> bytes:
+    cron = entry.cron
+    if cron is None:
+        doc: dict[str, Any] = {"v": TRIGGER_VERSION, "type": "at"}
+    else:
+        doc = {
+            "v": TRIGGER_VERSION,
+            "type": "cron",
+            "expr": cron.expression,
+            "cron_tz": _tz_key(cron.tz),
+            "tz": _tz_key(entry.tz),
+            "max_runs": cron.max_runs,
+            "max_failures": cron.max_failures,
+            "misfire": _policy_to_json(cron.misfire_policy),
+            "start": cron.start_date.isoformat() if cron.start_date is not None else None,
+            "runs": entry.runs,
+            "failures": entry.failures,
+        }
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+class RestoredJob(typing.NamedTuple):
+    """A decoded record, ready to become a ``JobEntry``."""
+
+    record: JobRecord
+    route: Route[Any, Any]
+    arguments: dict[str, Any]
+    cron: Cron | None
+    tz: tzinfo | None
+    runs: int
+    failures: int
+
+
+class Persistence:
+    """Write-through of owned jobs to a ``Storage``; restore at startup."""
+
+    def __init__(self, storage: Storage, codec: ArgumentCodec) -> None:
+        self.storage = storage
+        self.codec = codec
+        self._hints: dict[str, dict[str, Any]] = {}
+
+    def _hints_for(self, route: Route[Any, Any]) -> dict[str, Any]:
+        hints = self._hints.get(route.name)
+        if hints is None:
+            try:
+                hints = typing.get_type_hints(route.func)
+            except Exception:
+                hints = {}
+            hints.pop("return", None)
+            self._hints[route.name] = hints
+        return hints
+
+    def record(self, entry: JobEntry, status: str = RecordStatus.SCHEDULED) -> JobRecord:
+        route = entry.route
+        data = self.codec.encode(route.name, entry.arguments, self._hints_for(route))
+        return JobRecord(
+            job_id=entry.job.id,
+            task_name=route.name,
+            exec_at=entry.exec_ts,
+            arguments=data,
+            trigger=encode_trigger(entry),
+            status=status,
+        )
+
+    async def save(self, entry: JobEntry) -> None:
+        await self.storage.save(self.record(entry))
+
+    async def mark_failed(self, entry: JobEntry) -> None:
+        await self.storage.save(self.record(entry, RecordStatus.PERMANENTLY_FAILED))
+
+    async def delete(self, job_id: str) -> None:
+        await self.storage.delete(job_id)
+
+    def delete_soon(self, job_id: str) -> None:
+        self.storage.delete_soon(job_id)
+
+    # -- restore -------------------------------------------------------------------------
+
+    def decode(
+        self, record: JobRecord, routes: typing.Mapping[str, Route[Any, Any]]
+    ) -> RestoredJob | None:
+        """Decode one record, or log why it cannot be restored and return None."""
+        route = routes.get(record.task_name)
+        if route is None:
+            log.error(
+                "job %r: task %r is not registered in this app; the record is left in storage "
+                "(register the task, or cancel the job)",
+                record.job_id,
+                record.task_name,
+            )
+            return None
+        try:
+            arguments = self.codec.decode(route.name, record.arguments, self._hints_for(route))
+            doc = json.loads(record.trigger)
+            if not isinstance(doc, dict) or doc.get("v") != TRIGGER_VERSION:
+                raise ValueError(f"unknown trigger format {doc!r:.80}")
+            if doc["type"] == "at":
+                return RestoredJob(record, route, arguments, None, None, 0, 0)
+            start = doc["start"]
+            cron = Cron(
+                doc["expr"],
+                max_runs=int(doc["max_runs"]),
+                max_failures=int(doc["max_failures"]),
+                misfire_policy=_policy_from_json(doc["misfire"]),
+                start_date=datetime.fromisoformat(start) if start else None,
+                tz=_tz_from(doc["cron_tz"]),
+            )
+            return RestoredJob(
+                record,
+                route,
+                arguments,
+                cron,
+                _tz_from(doc["tz"]),
+                int(doc["runs"]),
+                int(doc["failures"]),
+            )
+        except (BaseJobifyError, ValueError, KeyError, TypeError) as exc:
+            log.error(
+                "job %r of task %r cannot be restored (%s); the record is left in storage",
+                record.job_id,
+                record.task_name,
+                exc,
+            )
+            return None
+
+    async def restore(
+        self,
+        scheduler: Scheduler,
+        routes: typing.Mapping[str, Route[Any, Any]],
+        cron_parser: typing.Callable[[str], CronParser],
+        app_tz: tzinfo,
+    ) -> list[JobEntry]:
+        """Load every record this app owns and turn the restorable ones into entries."""
+        from jobify.scheduler import JobEntry
+
+        entries: list[JobEntry] = []
+        for record in await self.storage.load():
+            if record.status != RecordStatus.SCHEDULED:
+                continue
+            restored = self.decode(record, routes)
+            if restored is None:
+                continue
+            parser = None
+            tz = restored.tz
+            if restored.cron is not None:
+                try:
+                    parser = cron_parser(restored.cron.expression)
+                except BaseJobifyError as exc:
+                    log.error("job %r cannot be restored (%s); left in storage", record.job_id, exc)
+                    continue
+                tz = tz or app_tz
+            exec_at = datetime.fromtimestamp(record.exec_at, tz or app_tz)
+            job: Job[Any] = Job(record.job_id, exec_at)
+            entries.append(
+                JobEntry(
+                    scheduler,
+                    restored.route,
+                    job,
+                    restored.arguments,
+                    record.exec_at,
+                    restored.route.options.durable,
+                    restored.cron,
+                    parser,
+                    tz,
+                    restored.runs,
+                    restored.failures,
+                )
+            )
+        return entries
