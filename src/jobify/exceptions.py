@@ -3,7 +3,7 @@
 The hierarchy::
 
     BaseJobifyError
-    ├── ApplicationStateError          wrong phase: task registered after startup, scheduling before it
+    ├── ApplicationStateError          wrong phase (register after startup, schedule before)
     ├── DuplicateJobError              a job id already in use (pass ``replace=True`` to replace it)
     ├── JobFailedError                 ``job.result()`` of a FAILED job (chains the original error)
     ├── JobTimeoutError (+TimeoutError) result() of a TIMEOUT job
