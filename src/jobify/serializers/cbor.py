@@ -19,10 +19,11 @@ class CBORSerializer:
     * ``dict`` (keys of any supported hashable type, including tuples), ``list``, ``str``,
       ``bytes``, ``int`` of any size (bignum tags), ``float`` (including ``NaN``/``±Infinity``),
       ``bool``, ``None``;
-    * ``Decimal`` (tag 4, including ``NaN``/``Infinity``), ``UUID`` (tag 37), ``date``;
+    * finite ``Decimal`` (tag 4; ``NaN``/``Infinity`` decimals come back as *floats*),
+      ``UUID`` (tag 37), ``date``;
     * aware ``datetime`` values (tag 0, RFC 3339 text): the same wall time and UTC offset
-      come back, but as a fixed-offset ``datetime.timezone`` (a ``ZoneInfo`` key is lost);
-      naive datetimes are an error (no default zone is assumed);
+      come back, but as a fixed-offset ``datetime.timezone`` (a ``ZoneInfo`` key and ``fold``
+      are lost); naive datetimes are an error (no default zone is assumed);
     * ``set`` (tag 258); a ``frozenset`` comes back as a ``set``.
 
     Not kept: tuples come back as lists (except as dict keys, where they stay tuples);
