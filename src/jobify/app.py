@@ -134,13 +134,13 @@ class Jobify(_Registrar):
         self.exception_handlers = _check_handlers(exception_handlers, "app")
         self._loop_factory = loop_factory or asyncio.get_running_loop
         self._route_class = route_class or RootRoute
+        self._started = False
+        self._closed = False
         self.plugins: list[Plugin] = []
         for plugin in plugins or ():
             self.add_plugin(plugin)
         self._registry = Registry(self)
         self._routers: list[JobRouter] = []
-        self._started = False
-        self._closed = False
         self._wall: Callable[[], float] = time.time
         self._submitter = Submitter(self)
         self._outer_chains: dict[str, Sequence[Any]] = {}
@@ -235,10 +235,10 @@ class Jobify(_Registrar):
 
     async def startup(self) -> None:
         """Enter lifespans and plugins, open storage, restore jobs, start timers."""
-        if self._started:
-            raise ApplicationStateError("the app is already started")
         if self._closed:
             raise ApplicationStateError("the app has shut down; create a new Jobify to restart")
+        if self._started:
+            raise ApplicationStateError("the app is already started")
         loop = self._loop_factory()
         self._started = True
         stack = AsyncExitStack()
