@@ -9,9 +9,10 @@ releases them in reverse order by construction.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor as PoolExecutor
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from datetime import tzinfo
@@ -250,6 +251,10 @@ class Jobify(_Registrar):
             pools = Pools(self.configs.threadpool_executor, self.configs.processpool_executor)
             stack.callback(pools.shutdown)
             self._compose(pools)
+            for stop in self._middleware_shutdowns():
+                # Pushed before the scheduler's stop: running jobs are cancelled first, then
+                # middleware (e.g. QueueMiddleware's workers) is stopped.
+                stack.push_async_callback(stop)
             self._persistence = self._make_persistence()
             self._scheduler = Scheduler(
                 loop, Executor(self.configs, self.state, pools), self._persistence, self._wall
@@ -317,6 +322,24 @@ class Jobify(_Registrar):
             route.pipeline = build_pipeline(route, middleware, handlers, pools)
             if outer:
                 self._outer_chains[route.name] = outer
+
+    def _middleware_shutdowns(self) -> list[Callable[[], Awaitable[Any]]]:
+        """The async ``shutdown`` of every middleware instance in use, each instance once."""
+        chains: list[Sequence[Any]] = [self.middleware, self.outer_middleware]
+        for router in self._registry.routers:
+            chains += [router.middleware, router.outer_middleware]
+        for route in self._registry.routes.values():
+            chains += [route.options.middleware, route.options.outer_middleware]
+        seen: set[int] = set()
+        stops: list[Callable[[], Awaitable[Any]]] = []
+        for chain in chains:
+            for m in chain:
+                stop = getattr(m, "shutdown", None)
+                if id(m) in seen or not inspect.iscoroutinefunction(stop):
+                    continue
+                seen.add(id(m))
+                stops.append(stop)
+        return stops
 
     async def _restore(self) -> None:
         scheduler = self._scheduler

@@ -1,10 +1,15 @@
 """``QueueMiddleware``: bounded concurrency with backpressure and priorities.
 
 Each execution that reaches this middleware becomes an :class:`Item` in a queue; a fixed set
-of worker tasks takes items and runs the rest of the chain. With the default
+of worker tasks takes items one at a time and grants each a slot. With the default
 ``asyncio.PriorityQueue`` a higher ``metadata["priority"]`` runs first (FIFO among equals);
 ``asyncio.Queue`` gives FIFO and ``asyncio.LifoQueue`` LIFO. A full queue makes the waiting
 executions wait for room (backpressure) instead of growing without bound.
+
+A worker only grants the slot; the rest of the chain runs in the execution's own task. That
+way the job's timeout and cancellation reach the task itself (a worker running it on the
+job's behalf would keep it going after the job was cancelled), and the worker holds the slot
+until the execution tells it that it has finished.
 """
 
 from __future__ import annotations
@@ -33,12 +38,21 @@ class JobifyQueue(Protocol):
 
 @dataclass(order=True, slots=True)
 class Item:
-    """One queued execution; ordered by ``(-priority, sequence)``."""
+    """One queued execution; ordered by ``(-priority, sequence)``.
+
+    ``future`` is resolved by a worker with the slot's release future: the execution runs,
+    then resolves the release future so the worker takes the next item.
+    """
 
     sort_key: tuple[int, int]
     context: JobContext = field(compare=False)
     call_next: Any = field(compare=False)
-    future: asyncio.Future[Any] = field(compare=False)
+    future: asyncio.Future[asyncio.Future[None]] = field(compare=False)
+
+
+def _release(slot: asyncio.Future[None]) -> None:
+    if not slot.done():
+        slot.set_result(None)
 
 
 class QueueMiddleware:
@@ -55,43 +69,64 @@ class QueueMiddleware:
     def _ensure_workers(self) -> None:
         if not self._tasks:
             loop = asyncio.get_running_loop()
-            self._tasks = [loop.create_task(self._worker()) for _ in range(self.workers)]
+            self._tasks = [
+                loop.create_task(self._worker(), name=f"jobify-queue-worker-{i}")
+                for i in range(self.workers)
+            ]
 
     async def __call__(self, call_next: Any, context: JobContext) -> Any:
-        self._ensure_workers()
         metadata = context.route_options.get("metadata") or {}
         priority = metadata.get("priority", 0)
         if isinstance(priority, bool) or not isinstance(priority, int):
             raise TypeError(f"metadata['priority'] must be an int, got {priority!r}")
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        await self.queue.put(Item((-priority, next(self._counter)), context, call_next, future))
-        return await future
+        self._ensure_workers()
+        granted: asyncio.Future[asyncio.Future[None]] = asyncio.get_running_loop().create_future()
+        await self.queue.put(Item((-priority, next(self._counter)), context, call_next, granted))
+        try:
+            slot = await granted
+        except asyncio.CancelledError:
+            # Cancelled while queued: the worker skips a cancelled item. If the slot was
+            # granted just as we were cancelled, hand it back at once.
+            if granted.done() and not granted.cancelled():
+                _release(granted.result())
+            else:
+                granted.cancel()
+            raise
+        try:
+            return await call_next(context)
+        finally:
+            _release(slot)
 
     async def _worker(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             item: Item = await self.queue.get()
             try:
                 if item.future.done():  # the waiting execution was cancelled
                     continue
-                try:
-                    result = await item.call_next(item.context)
-                except asyncio.CancelledError:
-                    if not item.future.done():
-                        item.future.cancel()
-                    raise
-                except BaseException as exc:
-                    if not item.future.done():
-                        item.future.set_exception(exc)
-                else:
-                    if not item.future.done():
-                        item.future.set_result(result)
+                slot: asyncio.Future[None] = loop.create_future()
+                item.future.set_result(slot)
+                await slot
             finally:
                 self.queue.task_done()
 
     async def shutdown(self) -> None:
-        """Cancel the workers; executions still queued are cancelled with them."""
+        """Stop the workers; executions still queued are cancelled.
+
+        The app calls this at shutdown, after running jobs were cancelled.
+        """
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        # Executions still waiting for a slot would wait forever without workers.
+        get_nowait = getattr(self.queue, "get_nowait", None)
+        while get_nowait is not None and self.queue.qsize():
+            try:
+                item: Item = get_nowait()
+            except asyncio.QueueEmpty:
+                break
+            if not item.future.done():
+                item.future.cancel()
+            self.queue.task_done()
