@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from jobify.arguments import ArgumentCodec
+from jobify.arguments import ArgumentCodec, argument_hints
 from jobify.exceptions import BaseJobifyError
 from jobify.jobs import Job
 from jobify.storage.base import JobRecord, RecordStatus, Storage
@@ -104,12 +104,7 @@ class Persistence:
     def _hints_for(self, route: Route[Any, Any]) -> dict[str, Any]:
         hints = self._hints.get(route.name)
         if hints is None:
-            try:
-                hints = typing.get_type_hints(route.func)
-            except Exception:
-                hints = {}
-            hints.pop("return", None)
-            self._hints[route.name] = hints
+            hints = self._hints[route.name] = argument_hints(route.func)
         return hints
 
     def record(self, entry: JobEntry, status: str = RecordStatus.SCHEDULED) -> JobRecord:
@@ -213,19 +208,19 @@ class Persistence:
                 tz = tz or app_tz
             exec_at = datetime.fromtimestamp(record.exec_at, tz or app_tz)
             job: Job[Any] = Job(record.job_id, exec_at)
-            entries.append(
-                JobEntry(
-                    scheduler,
-                    restored.route,
-                    job,
-                    restored.arguments,
-                    record.exec_at,
-                    restored.route.options.durable,
-                    restored.cron,
-                    parser,
-                    tz,
-                    restored.runs,
-                    restored.failures,
-                )
+            entry = JobEntry(
+                scheduler,
+                restored.route,
+                job,
+                restored.arguments,
+                record.exec_at,
+                restored.route.options.durable,
+                restored.cron,
+                parser,
+                tz,
+                restored.runs,
+                restored.failures,
             )
+            entry.missed_while_down = True
+            entries.append(entry)
         return entries

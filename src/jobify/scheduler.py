@@ -17,11 +17,17 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from jobify.jobs import Job, JobStatus
-from jobify.triggers import Cron, CronParser, due_fires, runs_for_misfire
+from jobify.triggers import (
+    MISFIRE_TOLERANCE,
+    Cron,
+    CronParser,
+    due_fires,
+    runs_for_misfire,
+)
 
 if TYPE_CHECKING:
     from jobify.execution import Executor
@@ -47,6 +53,7 @@ class JobEntry:
         "exec_ts",
         "failures",
         "job",
+        "missed_while_down",
         "parser",
         "route",
         "runs",
@@ -83,6 +90,9 @@ class JobEntry:
         self.failures = failures
         self.timer: asyncio.TimerHandle | None = None
         self.task: asyncio.Task[None] | None = None
+        # Set for entries restored from storage: fires due at restore happened while the app
+        # was down, so none of them is "merely late" (no tolerance applies).
+        self.missed_while_down = False
         job._entry = self
 
     @property
@@ -264,7 +274,9 @@ class Scheduler:
         now = datetime.fromtimestamp(self.wall(), entry.tz)
         fire = datetime.fromtimestamp(entry.exec_ts, entry.tz)
         count, latest, nxt = due_fires(parser, fire, now)
-        runs = runs_for_misfire(cron.misfire_policy, count, latest, now)
+        tolerance = timedelta(0) if entry.missed_while_down else MISFIRE_TOLERANCE
+        entry.missed_while_down = False
+        runs = runs_for_misfire(cron.misfire_policy, count, latest, now, tolerance)
         if count > 1 or runs != count:
             log.info(
                 "cron job %r missed %d fire(s); policy %s runs %d now",

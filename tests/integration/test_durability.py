@@ -1,0 +1,310 @@
+"""Durable jobs through the public API on a real SQLite file: write-through and restore."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jobify import Cron, Job, Jobify, JobStatus, MisfirePolicy
+from jobify.exceptions import SerializationError, StorageError
+from jobify.storage import SQLiteStorage
+
+TABLE = "jobify_schedules"
+
+
+def rows(db: Path) -> list[tuple[Any, ...]]:
+    con = sqlite3.connect(db)
+    try:
+        return con.execute(
+            f"SELECT job_id, task_name, exec_at, trigger, status FROM {TABLE} ORDER BY job_id"
+        ).fetchall()
+    finally:
+        con.close()
+
+
+def make_app(db: Path, **kwargs: Any) -> tuple[Jobify, dict[str, list[Any]]]:
+    app = Jobify(storage=SQLiteStorage(db), **kwargs)
+    seen: dict[str, list[Any]] = {"echo": [], "tick": []}
+
+    @app.task
+    async def echo(value: Any) -> Any:
+        seen["echo"].append(value)
+        return value
+
+    @app.task(durable=False)
+    async def volatile(value: int) -> int:
+        return value
+
+    return app, seen
+
+
+async def test_push_is_committed_and_removed_when_done(tmp_path: Path) -> None:
+    db = tmp_path / "jobs.db"
+    app, seen = make_app(db)
+    async with app:
+        job = await app._registry.routes["echo"].schedule(1).delay(60)
+        assert [r[0] for r in rows(db)] == [job.id]  # committed when delay() returned
+        done = await app._registry.routes["echo"].push(2)
+        assert await done == 2
+        await app._persistence.storage.flush()  # type: ignore[union-attr]
+        assert [r[0] for r in rows(db)] == [job.id]  # the finished one-shot is removed
+    assert [r[0] for r in rows(db)] == [job.id]  # shutdown leaves durable jobs in storage
+    assert seen["echo"] == [2]
+
+
+async def test_restore_runs_overdue_and_rearms_future(tmp_path: Path) -> None:
+    db = tmp_path / "jobs.db"
+    app, _ = make_app(db)
+    async with app:
+        echo = app._registry.routes["echo"]
+        soon = await echo.schedule("soon").delay(0.05)
+        later = await echo.schedule("later").delay(3600)
+        await app.shutdown()
+    assert soon.status is JobStatus.CANCELLED  # shut down before it ran
+    await asyncio.sleep(0.1)  # let 'soon' become overdue while no app runs
+
+    app2, seen2 = make_app(db)
+    async with app2:
+        restored = app2.find_job(soon.id)
+        assert restored is not None
+        assert await restored == "soon"
+        future = app2.find_job(later.id)
+        assert future is not None and future.status is JobStatus.SCHEDULED
+        assert future.exec_at == later.exec_at
+    assert seen2["echo"] == ["soon"]
+    assert [r[0] for r in rows(db)] == [later.id]
+
+
+async def test_durable_false_is_never_written(tmp_path: Path) -> None:
+    db = tmp_path / "jobs.db"
+    app, _ = make_app(db)
+    async with app:
+        job = await app._registry.routes["volatile"].schedule(1).delay(3600)
+        assert app.find_job(job.id) is job
+        assert rows(db) == []
+
+
+async def test_unserializable_argument_is_rejected_and_nothing_written(tmp_path: Path) -> None:
+    db = tmp_path / "jobs.db"
+    app, _ = make_app(db)
+    async with app:
+        echo = app._registry.routes["echo"]
+        keep = await echo.schedule("fine").delay(3600)
+        with pytest.raises(SerializationError) as info:
+            await echo.schedule(object()).delay(3600, job_id="bad")
+        message = str(info.value)
+        assert "'value'" in message and "object" in message
+        assert app.find_job("bad") is None
+        assert [r[0] for r in rows(db)] == [keep.id]
+
+
+async def test_bad_records_are_logged_left_in_place_and_others_restore(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = tmp_path / "jobs.db"
+    app = Jobify(storage=SQLiteStorage(db))
+
+    @app.task
+    async def gone() -> None:
+        pass
+
+    @app.task
+    async def echo(value: Any) -> Any:
+        return value
+
+    async with app:
+        await gone.schedule().delay(0.01, job_id="orphan")
+        await echo.schedule("x").delay(0.01, job_id="garbled")
+        await echo.schedule("ok").delay(0.01, job_id="good")
+        await app.shutdown()
+    con = sqlite3.connect(db)
+    con.execute(f"UPDATE {TABLE} SET arguments = x'ff00ff' WHERE job_id = 'garbled'")
+    con.commit()
+    con.close()
+
+    app2, seen2 = make_app(db)
+    with caplog.at_level(logging.ERROR, logger="jobify"):
+        async with app2:
+            good = app2.find_job("good")
+            assert good is not None
+            assert await good == "ok"
+            assert app2.find_job("orphan") is None
+            assert app2.find_job("garbled") is None
+    text = caplog.text
+    assert "'orphan'" in text and "'gone'" in text and "not registered" in text
+    assert "'garbled'" in text and "cannot be restored" in text
+    assert [r[0] for r in rows(db)] == ["garbled", "orphan"]  # left untouched
+    assert seen2["echo"] == ["ok"]
+
+
+async def test_cron_counters_survive_restart_and_max_runs_counts_across(tmp_path: Path) -> None:
+    db = tmp_path / "jobs.db"
+    runs: list[str] = []
+
+    def build() -> Jobify:
+        app = Jobify(storage=SQLiteStorage(db))
+
+        @app.task(cron=Cron("* * * * * * *", max_runs=3))
+        async def tick() -> None:
+            runs.append("run")
+
+        return app
+
+    app = build()
+    async with app:
+        job = app.find_job("tick")
+        assert job is not None
+        await job.wait()
+        assert len(runs) == 1
+    trigger = json.loads(rows(db)[0][3])
+    assert trigger["runs"] == 1
+
+    app2 = build()
+    async with app2:
+        job2 = app2.find_job("tick")
+        assert job2 is not None
+        while not job2._final:
+            await job2.wait()
+    assert len(runs) == 3
+    assert rows(db) == []  # removed at max_runs
+
+
+async def test_static_cron_definition_change_updates_not_duplicates(tmp_path: Path) -> None:
+    db = tmp_path / "jobs.db"
+
+    def build(expr: str) -> Jobify:
+        app = Jobify(storage=SQLiteStorage(db))
+
+        @app.task(cron=expr)
+        async def report() -> None:
+            pass
+
+        return app
+
+    async with build("0 3 * * *"):
+        pass
+    assert len(rows(db)) == 1
+    async with build("0 3 * * *") as app:
+        job = app.find_job("report")
+        assert job is not None and job.exec_at.hour == 3
+    async with build("30 4 * * *") as app:
+        job = app.find_job("report")
+        assert job is not None and (job.exec_at.hour, job.exec_at.minute) == (4, 30)
+    (row,) = rows(db)
+    assert row[0] == "report" and json.loads(row[3])["expr"] == "30 4 * * *"
+
+
+async def test_replace_keeps_cron_counters_when_start_date_unchanged(tmp_path: Path) -> None:
+    db = tmp_path / "jobs.db"
+    app = Jobify(storage=SQLiteStorage(db))
+
+    @app.task
+    async def beat() -> None:
+        pass
+
+    async with app:
+        job = await beat.schedule().cron("* * * * * * *", job_id="beat")
+        await job.wait()
+        new = await beat.schedule().cron(
+            Cron("* * * * * * *", max_runs=10), job_id="beat", replace=True
+        )
+        assert new is not job
+        assert json.loads(rows(db)[0][3])["runs"] == 1
+        start = datetime.now(UTC) + timedelta(days=1)
+        await beat.schedule().cron(Cron("0 * * * *", start_date=start), job_id="beat", replace=True)
+        assert json.loads(rows(db)[0][3])["runs"] == 0
+
+
+async def test_permanently_failed_is_persisted_and_not_rearmed(tmp_path: Path) -> None:
+    db = tmp_path / "jobs.db"
+
+    def build() -> Jobify:
+        app = Jobify(storage=SQLiteStorage(db))
+
+        @app.task(cron=Cron("* * * * * * *", max_failures=1))
+        async def broken() -> None:
+            raise RuntimeError("always")
+
+        return app
+
+    async with build() as app:
+        job = app.find_job("broken")
+        assert job is not None
+        await job.wait()
+        assert job.status is JobStatus.PERMANENTLY_FAILED
+        assert app.find_job("broken") is None
+    ((_, _, _, _, status),) = rows(db)
+    assert status == "permanently_failed"
+
+
+async def test_cancel_removes_the_record(tmp_path: Path) -> None:
+    db = tmp_path / "jobs.db"
+    app, _ = make_app(db)
+    async with app:
+        job: Job[Any] = await app._registry.routes["echo"].schedule(1).delay(3600)
+        await job.cancel()
+        assert job.status is JobStatus.CANCELLED
+        assert rows(db) == []
+
+
+async def test_misfire_policies_after_downtime(tmp_path: Path) -> None:
+    db = tmp_path / "jobs.db"
+    counts: dict[str, int] = {}
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
+
+    def build() -> Jobify:
+        app = Jobify(storage=SQLiteStorage(db))
+
+        @app.task
+        async def hit(name: str) -> None:
+            counts[name] = counts.get(name, 0) + 1
+
+        return app
+
+    app = build()
+    async with app:
+        hit = app._registry.routes["hit"]
+        for policy in ("ALL", "SKIP", "ONCE"):
+            cron = Cron(
+                "* * * * * * *",
+                misfire_policy=MisfirePolicy[policy],
+                start_date=start,
+                args=(policy,),
+            )
+            await hit.schedule(policy).cron(cron, job_id=policy)
+        grace = Cron(
+            "* * * * * * *",
+            misfire_policy=MisfirePolicy.GRACE(timedelta(hours=1)),
+            start_date=start,
+            args=("GRACE",),
+        )
+        await hit.schedule("GRACE").cron(grace, job_id="GRACE")
+    # Down for ~3 fires, then restart: each policy decides what the missed fires become.
+    await asyncio.sleep((start - datetime.now(UTC)).total_seconds() + 2.3)
+    app2 = build()
+    async with app2:
+        jobs = {name: app2.find_job(name) for name in ("ALL", "SKIP", "ONCE", "GRACE")}
+        await asyncio.sleep(0.2)
+        for job in jobs.values():
+            assert job is not None
+    assert counts.get("SKIP", 0) == 0  # every fire happened while the app was down
+    assert counts["ONCE"] == 1
+    assert counts["GRACE"] == 1
+    assert counts["ALL"] >= 3
+
+
+async def test_corrupted_database_file_is_a_clear_error(tmp_path: Path) -> None:
+    db = tmp_path / "jobs.db"
+    db.write_bytes(b"this is not a database" * 100)
+    app, _ = make_app(db)
+    with pytest.raises(StorageError) as info:
+        await app.startup()
+    assert str(db) in str(info.value)
+    assert app.get_active_jobs() == []
