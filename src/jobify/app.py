@@ -28,6 +28,7 @@ from jobify.jobs import Job
 from jobify.router import JobRouter, Registry, RootRoute, Route, _check_handlers, _Registrar
 from jobify.schedule import Submitter
 from jobify.scheduler import Scheduler
+from jobify.signals import SignalGuard
 from jobify.triggers import CronFactory, CronParser
 
 if TYPE_CHECKING:
@@ -149,6 +150,7 @@ class Jobify(_Registrar):
         self._persistence: Persistence | None = None
         self._scheduler: Scheduler = None  # type: ignore[assignment]  # set at startup
         self._stack: AsyncExitStack | None = None
+        self._signals = SignalGuard()
 
     # -- registration --------------------------------------------------------------------
 
@@ -224,6 +226,9 @@ class Jobify(_Registrar):
 
     async def __aenter__(self) -> Jobify:
         await self.startup()
+        task = asyncio.current_task()
+        if task is not None:
+            self._signals.install(asyncio.get_running_loop(), task)
         return self
 
     async def __aexit__(
@@ -232,7 +237,9 @@ class Jobify(_Registrar):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._signals.uninstall()
         await self.shutdown()
+        self._signals.reraise()
 
     async def startup(self) -> None:
         """Enter lifespans and plugins, open storage, restore jobs, start timers."""
