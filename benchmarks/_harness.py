@@ -149,7 +149,9 @@ def run_workloads(
     return results, errors
 
 
-def table(results: dict[str, list[dict[str, float]]], targets: Sequence[Target]) -> tuple[str, bool]:
+def table(
+    results: dict[str, list[dict[str, float]]], targets: Sequence[Target]
+) -> tuple[str, bool]:
     """The markdown table and whether every target was met."""
     lines = [
         "| workload | metric | target | median | all runs | result |",
@@ -187,11 +189,13 @@ def main(
     notes: Sequence[str] = (),
     extra_args: Callable[[str, int], Sequence[str]] | None = None,
     prepare: Callable[[], Any] | None = None,
+    hidden: Sequence[str] = (),
 ) -> int:
     """Child mode with ``--workload NAME``; otherwise run everything and print the table.
 
     ``prepare`` runs once in the parent before the workloads (e.g. to write seed databases);
-    positional arguments choose a subset of workloads.
+    positional arguments choose a subset of workloads. ``hidden`` workloads (helpers such as
+    seeding a database) only run when a script spawns them itself.
     """
     argv = sys.argv[1:]
     if argv[:1] == ["--workload"]:
@@ -199,7 +203,7 @@ def main(
         metrics = asyncio.run(workloads[name](rest))
         print(MARKER + json.dumps(metrics), flush=True)
         return 0
-    chosen = [w for w in workloads if not argv or w in argv]
+    chosen = [w for w in workloads if w not in hidden and (not argv or w in argv)]
     context = prepare() if prepare is not None else None
     try:
         results, errors = run_workloads(script, chosen, extra_args=extra_args)

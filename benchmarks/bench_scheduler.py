@@ -17,7 +17,6 @@ import time
 from datetime import UTC, datetime
 
 import _harness as h
-
 from jobify import Jobify, JobStatus
 
 N_PUSH = 20_000
@@ -232,9 +231,7 @@ async def many_timers(argv: list[str]) -> dict[str, float]:
         rss1 = h.rss_mb()
         active = app.get_active_jobs()
         h.expect(len(active) == N_TIMERS, f"many_timers: {len(active)} active")
-        h.expect(
-            all(j.status is JobStatus.SCHEDULED for j in active), "many_timers: not SCHEDULED"
-        )
+        h.expect(all(j.status is JobStatus.SCHEDULED for j in active), "many_timers: not SCHEDULED")
         t1 = time.perf_counter()
     shutdown = time.perf_counter() - t1
     h.expect(all(j.status is JobStatus.CANCELLED for j in active), "many_timers: not cancelled")
@@ -375,4 +372,3 @@ NOTES = [
 
 if __name__ == "__main__":
     sys.exit(h.main(__file__, WORKLOADS, TARGETS, notes=NOTES))
-
