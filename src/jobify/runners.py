@@ -29,6 +29,23 @@ class RunMode(enum.StrEnum):
     PROCESS = "process"
 
 
+class _ThreadLoop:
+    """A worker thread's own event loop, closed when the thread ends.
+
+    Held in a thread-local: when the pool's thread exits, the thread-local drops this holder
+    and the loop is closed here, instead of leaking its selector and self-pipe sockets.
+    """
+
+    __slots__ = ("loop",)
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+
+    def __del__(self) -> None:
+        if not self.loop.is_closed():
+            self.loop.close()
+
+
 _thread_loops = threading.local()
 
 
@@ -37,11 +54,11 @@ def run_coroutine_in_thread(func: Callable[..., Any], args: tuple[Any, ...], kwa
 
     The loop is kept per thread so repeated jobs do not pay for a new loop each time.
     """
-    loop: asyncio.AbstractEventLoop | None = getattr(_thread_loops, "loop", None)
-    if loop is None or loop.is_closed():
-        loop = asyncio.new_event_loop()
-        _thread_loops.loop = loop
-    return loop.run_until_complete(func(*args, **kwargs))
+    holder: _ThreadLoop | None = getattr(_thread_loops, "holder", None)
+    if holder is None or holder.loop.is_closed():
+        holder = _ThreadLoop()
+        _thread_loops.holder = holder
+    return holder.loop.run_until_complete(func(*args, **kwargs))
 
 
 def _resolve_function(module: str, qualname: str) -> Callable[..., Any]:
