@@ -86,6 +86,7 @@ def _is_plain(obj: Any) -> bool:
 # --------------------------------------------------------------------------------------------
 
 _DATACLASS = "dc"
+_CLASS = "$c"  # the class reference of a tagged dataclass, next to its fields
 _NAMEDTUPLE = "nt"
 _ENUM = "enum"
 _KIND_NAMES = {_DATACLASS: "dataclass", _NAMEDTUPLE: "NamedTuple", _ENUM: "Enum"}
@@ -216,18 +217,34 @@ def _encoder_for(tp: type) -> _Encoder:
     if kind == _ENUM:
 
         def encoder(obj: Any) -> Any:
-            return {_TAG: _ENUM, "c": ref, "v": _encode(obj.value)}
+            return {_TAG: _ENUM, _CLASS: ref, "v": _encode(obj.value)}
 
     elif kind == _DATACLASS:
         names = tuple(f.name for f in dataclasses.fields(tp))
+        # Fields are written next to the tag, not in a nested object: one object less to
+        # build and to pass through the decoder's hook. The reserved keys start with "$",
+        # which no field name (an identifier) can.
+        if any(not n.isidentifier() for n in names):
+            raise SerializationError(
+                f"{_NAME} cannot serialize {type_name(tp)}: a field name is not an identifier"
+            )
 
         def encoder(obj: Any) -> Any:
-            return {_TAG: _DATACLASS, "c": ref, "v": {n: _encode(getattr(obj, n)) for n in names}}
+            out = {_TAG: _DATACLASS, _CLASS: ref}
+            for name in names:
+                value = getattr(obj, name)
+                vt = type(value)
+                # Inline the commonest scalars: a call per field is most of the cost.
+                if vt is str or vt is int or vt is bool or value is None:
+                    out[name] = value
+                else:
+                    out[name] = _encode(value)
+            return out
 
     else:
 
         def encoder(obj: Any) -> Any:
-            return {_TAG: _NAMEDTUPLE, "c": ref, "v": [_encode(v) for v in obj]}
+            return {_TAG: _NAMEDTUPLE, _CLASS: ref, "v": [_encode(v) for v in obj]}
 
     _ENCODERS[tp] = encoder
     return encoder
@@ -364,29 +381,29 @@ def _decode_time(d: dict[str, Any]) -> time:
     return time.fromisoformat(d["v"]).replace(tzinfo=_get_tz(d), fold=d.get("f", 0))
 
 
-# Per dataclass: (names passed to the constructor, names set afterwards). Fields with
-# init=False are not constructor arguments, so they are restored with object.__setattr__
-# (which also works for frozen and slotted dataclasses).
-_DATACLASS_SPECS: dict[type, tuple[frozenset[str], tuple[str, ...]]] = {}
+# class reference -> (dataclass, names of its init=False fields). Fields with init=False are not
+# constructor arguments, so they are restored with object.__setattr__ (which also works for
+# frozen and slotted dataclasses).
+_DATACLASS_ENTRIES: dict[str, tuple[Any, tuple[str, ...]]] = {}
 
 
 def _decode_dataclass(d: dict[str, Any]) -> Any:
-    cls = _resolve_class(d.get("c"), _DATACLASS)
-    spec = _DATACLASS_SPECS.get(cls)
-    if spec is None:
-        fields = dataclasses.fields(cls)
-        spec = _DATACLASS_SPECS[cls] = (
-            frozenset(f.name for f in fields if f.init),
-            tuple(f.name for f in fields if not f.init),
-        )
-    init_names, other_names = spec
-    values: dict[str, Any] = d["v"]
+    # ``d`` is a fresh object from the parser: once the reserved keys are removed, it is the
+    # field mapping itself.
+    del d[_TAG]
+    ref = d.pop(_CLASS, None)
+    entry = _DATACLASS_ENTRIES.get(ref) if type(ref) is str else None
+    if entry is None:
+        cls = _resolve_class(ref, _DATACLASS)
+        entry = (cls, tuple(f.name for f in dataclasses.fields(cls) if not f.init))
+        _DATACLASS_ENTRIES[ref] = entry
+    cls, other_names = entry
     if not other_names:
-        return cls(**values)
-    obj = cls(**{k: v for k, v in values.items() if k in init_names})
+        return cls(**d)
+    obj = cls(**{k: v for k, v in d.items() if k not in other_names})
     for name in other_names:
-        if name in values:
-            object.__setattr__(obj, name, values[name])
+        if name in d:
+            object.__setattr__(obj, name, d[name])
     return obj
 
 
@@ -420,8 +437,8 @@ _DECODERS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "dec": lambda d: Decimal(d["v"]),
     "path": _decode_path,
     _DATACLASS: _decode_dataclass,
-    _NAMEDTUPLE: lambda d: _resolve_class(d.get("c"), _NAMEDTUPLE)._make(d["v"]),
-    _ENUM: lambda d: _resolve_class(d.get("c"), _ENUM)(d["v"]),
+    _NAMEDTUPLE: lambda d: _resolve_class(d.get(_CLASS), _NAMEDTUPLE)._make(d["v"]),
+    _ENUM: lambda d: _resolve_class(d.get(_CLASS), _ENUM)(d["v"]),
 }
 
 
@@ -429,7 +446,7 @@ def _object_hook(d: dict[str, Any]) -> Any:
     kind = d.get(_TAG)
     if kind is None:
         return d
-    decoder = _DECODERS.get(kind) if type(kind) is str else None
+    decoder = _DECODERS.get(kind)  # an unhashable kind raises TypeError: a decode error
     if decoder is None:
         raise SerializationError(f"{_NAME}: unknown tag {kind!r}")
     return decoder(d)

@@ -102,8 +102,8 @@ def _same_tz(a: tzinfo | None, b: tzinfo | None) -> bool:
         return a is b
     if type(a) is not type(b):
         return False
-    if isinstance(a, ZoneInfo):
-        return a.key == b.key  # type: ignore[attr-defined]
+    if isinstance(a, ZoneInfo) and isinstance(b, ZoneInfo):
+        return a.key == b.key
     return a.utcoffset(None) == b.utcoffset(None) and a.tzname(None) == b.tzname(None)
 
 

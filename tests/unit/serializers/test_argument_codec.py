@@ -122,7 +122,7 @@ def test_decode_garbage_names_task() -> None:
 
 def test_decode_names_the_undecodable_argument() -> None:
     codec = ArgumentCodec(ExtendedJSONSerializer())
-    data = b'{"a":1,"b":{"$t":"dc","c":"gone_module:Thing","v":{}}}'
+    data = b'{"a":1,"b":{"$t":"dc","$c":"gone_module:Thing"}}'
     with pytest.raises(SerializationError, match=r"argument 'b' of task 'report'.*gone_module"):
         codec.decode("report", data, {})
 
