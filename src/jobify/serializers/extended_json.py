@@ -2,9 +2,12 @@
 
 The wire format is ordinary, strict JSON. Values JSON cannot express are written as *tagged*
 objects, ``{"$t": <kind>, "v": <payload>, ...}``; for example ``(1, 2)`` becomes
-``{"$t":"tuple","v":[1,2]}``. A user dict that itself has a ``"$t"`` key (or a key that is not a
-string) is written as the tagged kind ``map``, a list of ``[key, value]`` pairs, so user data can
-never be mistaken for a tag.
+``{"$t":"tuple","v":[1,2]}`` and a zoned datetime ``{"$t":"dt","v":"2024-05-01T09:00:00",
+"z":"Europe/Oslo"}``. A dataclass keeps its fields next to the tag and its class reference
+(see :mod:`jobify.serializers.classref`): ``{"$t":"dc","$c":"shop:Item","sku":"A1","qty":2}``;
+no field name can clash with ``$t``/``$c``, since field names are identifiers. A user dict that
+itself has a ``"$t"`` key (or a key that is not a string) is written as the tagged kind ``map``,
+a list of ``[key, value]`` pairs, so user data can never be mistaken for a tag.
 
 Speed: most task arguments are plain JSON already. :func:`_is_plain` checks that with a walk
 that allocates nothing, and such payloads go straight to the C encoder. On the way back, bytes
@@ -16,20 +19,25 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import importlib
 import json
 import pathlib
-import sys
 import uuid
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from decimal import Decimal
-from enum import Enum
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from jobify.exceptions import SerializationError
 from jobify.serializers.base import decode_error, encode_error, type_name
+from jobify.serializers.classref import (
+    DATACLASS,
+    ENUM,
+    NAMEDTUPLE,
+    class_kind,
+    class_ref,
+    resolve_class,
+)
 
 __all__ = ["ExtendedJSONSerializer"]
 
@@ -81,107 +89,7 @@ def _is_plain(obj: Any) -> bool:
     return tp is str or tp is int or tp is float or tp is bool or obj is None
 
 
-# --------------------------------------------------------------------------------------------
-# Class references (dataclasses, NamedTuples, Enums)
-# --------------------------------------------------------------------------------------------
-
-_DATACLASS = "dc"
-_CLASS = "$c"  # the class reference of a tagged dataclass, next to its fields
-_NAMEDTUPLE = "nt"
-_ENUM = "enum"
-_KIND_NAMES = {_DATACLASS: "dataclass", _NAMEDTUPLE: "NamedTuple", _ENUM: "Enum"}
-
-# "module:qualname" -> (kind, class). Filled when a class is first encoded (after checking that
-# the reference imports back to it) or first decoded (after checking its kind).
-_CLASSES: dict[str, tuple[str, type]] = {}
-
-
-def _class_kind(obj: object) -> str | None:
-    """Which reconstructible kind ``obj`` is, or None if it is none of them."""
-    if not isinstance(obj, type):
-        return None
-    if issubclass(obj, Enum):
-        return _ENUM
-    if dataclasses.is_dataclass(obj):
-        return _DATACLASS
-    if issubclass(obj, tuple) and hasattr(obj, "_fields") and hasattr(obj, "_make"):
-        return _NAMEDTUPLE
-    return None
-
-
-def _import_ref(ref: str) -> object:
-    """The object that ``"module:qualname"`` names (importing the module if needed)."""
-    module_name, _, qualname = ref.partition(":")
-    if not module_name or not qualname:
-        raise SerializationError(f"{_NAME}: malformed class reference {ref!r}")
-    module = sys.modules.get(module_name)
-    if module is None:
-        try:
-            module = importlib.import_module(module_name)
-        except Exception as exc:
-            raise SerializationError(
-                f"{_NAME}: unknown class {ref!r}: module {module_name!r} cannot be imported "
-                f"({type(exc).__name__}: {exc})"
-            ) from exc
-    found: object = module
-    for part in qualname.split("."):
-        try:
-            found = getattr(found, part)
-        except AttributeError:
-            raise SerializationError(
-                f"{_NAME}: unknown class {ref!r}: {module_name!r} has no {qualname!r} "
-                "(was it renamed or moved?)"
-            ) from None
-    return found
-
-
-def _class_ref(cls: type, kind: str) -> str:
-    """The reference under which ``cls`` is stored; checks now, at encoding time, that it
-    imports back to ``cls``, so a job that could never be restored is refused when scheduled."""
-    qualname = cls.__qualname__
-    ref = f"{cls.__module__}:{qualname}"
-    if "<locals>" in qualname:
-        raise SerializationError(
-            f"{_NAME} cannot serialize {type_name(cls)}: the class is defined inside a "
-            "function, and classes are stored by import path; define it at module level"
-        )
-    try:
-        found = _import_ref(ref)
-    except SerializationError as exc:
-        raise SerializationError(
-            f"{_NAME} cannot serialize {type_name(cls)}: it cannot be found again by import ({exc})"
-        ) from exc
-    if found is not cls:
-        raise SerializationError(
-            f"{_NAME} cannot serialize {type_name(cls)}: {ref!r} names a different object "
-            "(the class was redefined or shadowed)"
-        )
-    _CLASSES[ref] = (kind, cls)
-    return ref
-
-
-def _resolve_class(ref: object, kind: str) -> Any:
-    """The class stored as ``ref``, which must be of ``kind``. Nothing else is ever returned,
-    so decoding can only construct dataclasses, NamedTuples and Enums."""
-    if type(ref) is not str:
-        raise SerializationError(f"{_NAME}: malformed class reference {ref!r}")
-    cached = _CLASSES.get(ref)
-    if cached is None:
-        found = _import_ref(ref)
-        found_kind = _class_kind(found)
-        if found_kind is None:
-            raise SerializationError(
-                f"{_NAME}: {ref!r} is not a dataclass, NamedTuple or Enum; refusing to construct it"
-            )
-        assert isinstance(found, type)  # _class_kind() only accepts classes
-        cached = _CLASSES[ref] = (found_kind, found)
-    found_kind, cls = cached
-    if found_kind != kind:
-        raise SerializationError(
-            f"{_NAME}: {ref!r} was stored as a {_KIND_NAMES[kind]} but is a "
-            f"{_KIND_NAMES[found_kind]} now"
-        )
-    return cls
+_CLASS = "$c"  # the class reference of a tagged dataclass/NamedTuple/Enum
 
 
 # --------------------------------------------------------------------------------------------
@@ -205,21 +113,21 @@ def _encode(obj: Any) -> Any:
 
 def _encoder_for(tp: type) -> _Encoder:
     """Build (and cache) the encoder for a class-referenced type, or refuse the type."""
-    kind = _class_kind(tp)
+    kind = class_kind(tp)
     if kind is None:
         raise SerializationError(
             f"{_NAME} cannot serialize a value of type {type_name(tp)}: unsupported type "
             "(supported: JSON values, dataclasses, NamedTuple, Enum, datetime/date/time/"
             "timedelta, UUID, Decimal, set/frozenset/tuple, bytes, Path)"
         )
-    ref = _class_ref(tp, kind)
+    ref = class_ref(tp, kind)
     encoder: _Encoder
-    if kind == _ENUM:
+    if kind == ENUM:
 
         def encoder(obj: Any) -> Any:
-            return {_TAG: _ENUM, _CLASS: ref, "v": _encode(obj.value)}
+            return {_TAG: ENUM, _CLASS: ref, "v": _encode(obj.value)}
 
-    elif kind == _DATACLASS:
+    elif kind == DATACLASS:
         names = tuple(f.name for f in dataclasses.fields(tp))
         # Fields are written next to the tag, not in a nested object: one object less to
         # build and to pass through the decoder's hook. The reserved keys start with "$",
@@ -230,7 +138,7 @@ def _encoder_for(tp: type) -> _Encoder:
             )
 
         def encoder(obj: Any) -> Any:
-            out = {_TAG: _DATACLASS, _CLASS: ref}
+            out = {_TAG: DATACLASS, _CLASS: ref}
             for name in names:
                 value = getattr(obj, name)
                 vt = type(value)
@@ -244,7 +152,7 @@ def _encoder_for(tp: type) -> _Encoder:
     else:
 
         def encoder(obj: Any) -> Any:
-            return {_TAG: _NAMEDTUPLE, _CLASS: ref, "v": [_encode(v) for v in obj]}
+            return {_TAG: NAMEDTUPLE, _CLASS: ref, "v": [_encode(v) for v in obj]}
 
     _ENCODERS[tp] = encoder
     return encoder
@@ -394,7 +302,7 @@ def _decode_dataclass(d: dict[str, Any]) -> Any:
     ref = d.pop(_CLASS, None)
     entry = _DATACLASS_ENTRIES.get(ref) if type(ref) is str else None
     if entry is None:
-        cls = _resolve_class(ref, _DATACLASS)
+        cls = resolve_class(ref, DATACLASS)
         entry = (cls, tuple(f.name for f in dataclasses.fields(cls) if not f.init))
         _DATACLASS_ENTRIES[ref] = entry
     cls, other_names = entry
@@ -436,9 +344,9 @@ _DECODERS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "uuid": lambda d: uuid.UUID(d["v"]),
     "dec": lambda d: Decimal(d["v"]),
     "path": _decode_path,
-    _DATACLASS: _decode_dataclass,
-    _NAMEDTUPLE: lambda d: _resolve_class(d.get(_CLASS), _NAMEDTUPLE)._make(d["v"]),
-    _ENUM: lambda d: _resolve_class(d.get(_CLASS), _ENUM)(d["v"]),
+    DATACLASS: _decode_dataclass,
+    NAMEDTUPLE: lambda d: resolve_class(d.get(_CLASS), NAMEDTUPLE)._make(d["v"]),
+    ENUM: lambda d: resolve_class(d.get(_CLASS), ENUM)(d["v"]),
 }
 
 
@@ -480,14 +388,18 @@ class ExtendedJSONSerializer:
       ``StrEnum``, ``Flag``); TypedDicts are plain dicts at runtime and stay dicts.
 
     Classes are stored by ``module:qualname`` and must be importable under that name, so
-    classes defined inside functions are refused when encoding. Decoding a class reference
-    imports its module if it is not imported yet, then checks that the object found *is* a
-    dataclass, NamedTuple or Enum and refuses anything else: no other callable is ever called,
-    so a tampered store cannot make decoding run arbitrary functions (unlike pickle). What is
-    called: a dataclass's constructor with its stored ``init`` fields (so ``__post_init__``
-    runs; ``init=False`` fields are then set directly), a NamedTuple's ``_make``, an Enum's
-    value lookup. An unknown or moved class raises :class:`~jobify.exceptions.SerializationError`
-    naming it.
+    classes defined inside functions are refused when encoding. (A class defined in a script
+    run as ``python app.py`` is stored as ``__main__:Name``; it is found again only if the
+    restoring process runs the same script as ``__main__``. Put argument classes in a module.)
+
+    Decoding a class reference imports its module if it is not imported yet (a tampered
+    store can thus import an installed module, as with pickle), then checks that the object
+    found *is* a dataclass, NamedTuple or Enum class and refuses anything else: no other
+    callable is ever called, so a tampered store cannot make decoding call arbitrary
+    functions. What is called: a dataclass's constructor with its stored ``init`` fields (so
+    ``__post_init__`` runs; ``init=False`` fields are then set directly), a NamedTuple's
+    ``_make``, an Enum's value lookup. An unknown or moved class raises
+    :class:`~jobify.exceptions.SerializationError` naming it.
 
     Other subclasses of builtin types (``OrderedDict``, ``defaultdict``, a ``str`` subclass)
     are refused rather than silently stored as their base type.
