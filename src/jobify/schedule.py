@@ -114,9 +114,14 @@ class Submitter:
 
     def __init__(self, app: Jobify) -> None:
         self.app = app
-        self.wall = app._wall
         # Ids whose record is being committed: a concurrent request for one is a duplicate.
         self._pending: set[str] = set()
+
+    def wall(self) -> float:
+        """Epoch seconds from the app's clock, read at each call: the app's clock can be
+        replaced (tests inject one) after this object was made, and must stay the one clock
+        both scheduling and the timers use."""
+        return self.app._wall()
 
     def _check_running(self) -> None:
         app = self.app
