@@ -162,40 +162,65 @@ def to_plain(value: Any) -> Any:
     return value
 
 
-def median_us(func: Callable[[], object], number: int) -> float:
-    """Median over RUNS runs of the time per call, in µs."""
-    func()  # warm caches (class references, pydantic adapters)
-    samples = []
-    for _ in range(RUNS):
+class Case:
+    """One measured operation: a label, the call to time, and the bytes it produces."""
+
+    def __init__(self, label: list[str], func: Callable[[], object], size: int, number: int):
+        self.label = label
+        self.func = func
+        self.size = size
+        self.number = number
+        self.samples: list[float] = []
+
+    def run_once(self) -> None:
+        func, number = self.func, self.number
         start = time.perf_counter()
         for _ in range(number):
             func()
-        samples.append((time.perf_counter() - start) / number * 1e6)
-    return statistics.median(samples)
+        self.samples.append((time.perf_counter() - start) / number * 1e6)
+
+    @property
+    def median_us(self) -> float:
+        return statistics.median(self.samples)
 
 
-def serializer_row(serializer: Serializer, payload: Any, mode: str, number: int) -> list[str]:
+def measure(cases: list[Case]) -> None:
+    """RUNS rounds over all cases, interleaved: the machine's background load then spreads
+    over every case instead of skewing whichever ran during a busy moment."""
+    for case in cases:
+        case.func()  # warm caches (class references, pydantic adapters)
+    for _ in range(RUNS):
+        for case in cases:
+            case.run_once()
+
+
+def serializer_case(serializer: Serializer, payload: Any, mode: str, number: int) -> Case:
     data = serializer.dumpb(payload)
     if serializer.loadb(data) != payload:
         raise SystemExit(f"{type(serializer).__name__}: round trip changed the payload")
-    us = median_us(lambda: serializer.loadb(serializer.dumpb(payload)), number)
-    return [type(serializer).__name__, mode, f"{us:,.1f}", f"{len(data):,}"]
+    return Case(
+        [type(serializer).__name__, mode],
+        lambda: serializer.loadb(serializer.dumpb(payload)),
+        len(data),
+        number,
+    )
 
 
-def codec_row(serializer: Serializer, arguments: dict[str, Any], number: int) -> list[str]:
+def codec_case(serializer: Serializer, arguments: dict[str, Any], number: int) -> Case:
     converter = PydanticConverter()
     codec = ArgumentCodec(serializer, dumper=converter, loader=converter)
     hints = argument_hints(process_order)
     data = codec.encode("process_order", arguments, hints)
     if codec.decode("process_order", data, hints) != arguments:
         raise SystemExit(f"{type(serializer).__name__}+pydantic: round trip changed the payload")
-    us = median_us(
+    return Case(
+        [type(serializer).__name__, "codec+pydantic"],
         lambda: codec.decode(
             "process_order", codec.encode("process_order", arguments, hints), hints
         ),
+        len(data),
         number,
     )
-    return [type(serializer).__name__, "codec+pydantic", f"{us:,.1f}", f"{len(data):,}"]
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
@@ -208,24 +233,20 @@ def main() -> int:
     arguments = make_arguments()
     assert set(arguments) == set(inspect.signature(process_order).parameters)
     plain = to_plain(arguments)
-    n = 2000
-    rows = [
-        serializer_row(ExtendedJSONSerializer(), arguments, "native", n),
-        serializer_row(UnsafePickleSerializer(), arguments, "native", n),
-        codec_row(JSONSerializer(), arguments, n),
-        codec_row(OrjsonSerializer(), arguments, n),
-        codec_row(MsgpackSerializer(), arguments, n),
-        serializer_row(JSONSerializer(), plain, "plain data", n),
-        serializer_row(OrjsonSerializer(), plain, "plain data", n),
-        serializer_row(MsgpackSerializer(), plain, "plain data", n),
-        serializer_row(CBORSerializer(), plain, "plain data", n),
-        serializer_row(ExtendedJSONSerializer(), plain, "plain data", n),
+    n = 1000
+    cases = [
+        serializer_case(ExtendedJSONSerializer(), arguments, "native", n),
+        serializer_case(UnsafePickleSerializer(), arguments, "native", n),
+        codec_case(JSONSerializer(), arguments, n),
+        codec_case(OrjsonSerializer(), arguments, n),
+        codec_case(MsgpackSerializer(), arguments, n),
+        codec_case(CBORSerializer(), arguments, n),
+        serializer_case(JSONSerializer(), plain, "plain data", n),
+        serializer_case(OrjsonSerializer(), plain, "plain data", n),
+        serializer_case(MsgpackSerializer(), plain, "plain data", n),
+        serializer_case(CBORSerializer(), plain, "plain data", n),
+        serializer_case(ExtendedJSONSerializer(), plain, "plain data", n),
     ]
-    print(
-        "dumps+loads of a 10-argument, dataclass-heavy payload "
-        f"(median of {RUNS} runs; plain data rows do not restore types)\n"
-    )
-    print(table(["serializer", "mode", "µs / round trip", "bytes"], rows))
 
     ext = ExtendedJSONSerializer()
     codec = ArgumentCodec(ext)
@@ -239,31 +260,55 @@ def main() -> int:
         "scores": [1.5, 2.25, 3.0] * 10,
     }
     medium_data = ext.dumpb(medium)
+    m = 20_000
     hot = [
-        [
-            "ArgumentCodec(ExtendedJSON).encode, {'x': 1}",
-            median_us(lambda: codec.encode("t", small, {}), 100_000),
-        ],
-        [
-            "ArgumentCodec(ExtendedJSON).decode, {'x': 1}",
-            median_us(lambda: codec.decode("t", small_data, {}), 100_000),
-        ],
-        [
-            "ExtendedJSONSerializer.dumpb, plain 5-key dict",
-            median_us(lambda: ext.dumpb(medium), 50_000),
-        ],
-        [
-            "json.dumps(...).encode(), same dict",
-            median_us(lambda: json.dumps(medium).encode(), 50_000),
-        ],
-        [
-            "ExtendedJSONSerializer.loadb, same dict",
-            median_us(lambda: ext.loadb(medium_data), 50_000),
-        ],
-        ["json.loads, same dict", median_us(lambda: json.loads(medium_data), 50_000)],
+        Case(
+            ["ArgumentCodec(ExtendedJSON).encode({'x': 1})"],
+            lambda: codec.encode("t", small, {}),
+            len(small_data),
+            m,
+        ),
+        Case(
+            ["ArgumentCodec(ExtendedJSON).decode({'x': 1})"],
+            lambda: codec.decode("t", small_data, {}),
+            len(small_data),
+            m,
+        ),
+        Case(
+            ["ExtendedJSONSerializer.dumpb(plain 5-key dict)"],
+            lambda: ext.dumpb(medium),
+            len(medium_data),
+            m,
+        ),
+        Case(
+            ["json.dumps(same dict).encode()"],
+            lambda: json.dumps(medium).encode(),
+            len(medium_data),
+            m,
+        ),
+        Case(
+            ["ExtendedJSONSerializer.loadb(same dict)"],
+            lambda: ext.loadb(medium_data),
+            len(medium_data),
+            m,
+        ),
+        Case(["json.loads(same bytes)"], lambda: json.loads(medium_data), len(medium_data), m),
     ]
-    print("\nhot path and plain-JSON fast path\n")
-    print(table(["operation", "µs"], [[name, f"{us:.2f}"] for name, us in hot]))
+    measure(cases + hot)
+
+    print(
+        "dumps+loads of a 10-argument, dataclass-heavy payload "
+        f"(median of {RUNS} interleaved runs; 'plain data' rows do not restore types)\n"
+    )
+    rows = [[*c.label, f"{c.median_us:,.1f}", f"{c.size:,}"] for c in cases]
+    print(table(["serializer", "mode", "µs / round trip", "bytes"], rows))
+    print("\nhot path, and the plain-JSON fast path against the json module\n")
+    print(
+        table(
+            ["operation", "µs", "bytes"],
+            [[*c.label, f"{c.median_us:.2f}", f"{c.size}"] for c in hot],
+        )
+    )
     return 0
 
 
