@@ -8,6 +8,7 @@ unknown injectable type is an error there, not when the job runs.
 from __future__ import annotations
 
 import inspect
+import types
 import typing
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
@@ -168,6 +169,19 @@ def _injectables() -> dict[Any, Extractor]:
     }
 
 
+def _injectable_origin(hint: Any) -> Any:
+    """The class a hint asks for: ``Job[int]`` → ``Job``; ``X | None`` → ``X`` (for
+    ``CronContext | None``, which is None outside cron jobs)."""
+    origin = typing.get_origin(hint)
+    if origin is typing.Union or origin is types.UnionType:
+        members = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(members) != 1:
+            return None
+        hint = members[0]
+        origin = typing.get_origin(hint)
+    return origin or hint
+
+
 def injections_for(func: Callable[..., Any], task_name: str) -> dict[str, Extractor]:
     """Map each ``INJECT`` parameter of ``func`` to how its value is taken from a JobContext.
 
@@ -188,8 +202,7 @@ def injections_for(func: Callable[..., Any], task_name: str) -> dict[str, Extrac
     result: dict[str, Extractor] = {}
     for param in wanted:
         hint = hints.get(param.name, inspect.Parameter.empty)
-        origin = typing.get_origin(hint) or hint
-        extractor = table.get(origin)
+        extractor = table.get(_injectable_origin(hint))
         if extractor is None:
             names = ", ".join(sorted(t.__name__ for t in table))
             raise TypeError(
