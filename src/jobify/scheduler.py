@@ -212,6 +212,10 @@ class Scheduler:
         if abs(jump) > CLOCK_JUMP_THRESHOLD:
             log.warning("wall clock jumped by %+.3fs; re-arming %d timers", jump, len(self.jobs))
             self.rearm_all()
+        if self._watchdog is not None:
+            # Called early (not by its own timer): keep a single watchdog, never two.
+            self._watchdog.cancel()
+            self._watchdog = None
         if self._running:
             self._watchdog = self.loop.call_later(WATCHDOG_INTERVAL, self._check_clock)
 
