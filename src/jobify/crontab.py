@@ -10,12 +10,15 @@ matches (the POSIX/Vixie rule), where the reference system's parser requires bot
 from __future__ import annotations
 
 import functools
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
-from jobify.cron.engine import next_fire
+from jobify.cron.engine import day_is_unambiguous, next_fire
 from jobify.cron.parse import CronSpec, parse
 
 __all__ = ["CronExpression", "create_crontab"]
+
+# Precomputed steps for the same-hour fast path (a jump is at most one hour).
+_SECONDS = tuple(timedelta(seconds=n) for n in range(3601))
 
 
 class CronExpression:
@@ -25,7 +28,7 @@ class CronExpression:
     expression string.
     """
 
-    __slots__ = ("expression", "spec")
+    __slots__ = ("_hour", "expression", "spec")
 
     expression: str
     """The expression exactly as given."""
@@ -36,6 +39,11 @@ class CronExpression:
         """Compile ``expression``; raises :class:`~jobify.exceptions.CronParseError`."""
         self.spec = parse(expression)
         self.expression = expression
+        # (year, month, day, hour, tzinfo) of the last result: an hour known to match (date
+        # and hour fields) and to be free of DST ambiguity, so a later `now` inside it only
+        # needs the minute and second tables.  Replaced whole (one atomic store), so sharing
+        # the object across threads is safe.
+        self._hour: tuple[int, int, int, int, object] | None = None
 
     @property
     def hour_is_fixed(self) -> bool:
@@ -48,7 +56,36 @@ class CronExpression:
         Raises :class:`ValueError` for a naive ``now`` and
         :class:`~jobify.exceptions.CronExhaustedError` if the expression never fires again.
         """
-        return next_fire(self.spec, now)
+        memo = self._hour
+        if (
+            memo is not None
+            and now.hour == memo[3]
+            and now.day == memo[2]
+            and now.month == memo[1]
+            and now.year == memo[0]
+            and now.tzinfo is memo[4]
+        ):
+            spec = self.spec
+            minute = now.minute
+            second = now.second
+            upcoming = spec.second_next[second + 1]
+            if upcoming >= 0 and spec.minute_next[minute] == minute:
+                if now.microsecond == 0:
+                    return now + _SECONDS[upcoming - second]
+                return now.replace(second=upcoming, microsecond=0)
+            next_minute = spec.minute_next[minute + 1]
+            if next_minute >= 0:
+                upcoming = spec.second_next[0]
+                if now.microsecond == 0:
+                    return now + _SECONDS[(next_minute - minute) * 60 + upcoming - second]
+                return now.replace(minute=next_minute, second=upcoming, microsecond=0)
+        result = next_fire(self.spec, now)
+        tz = result.tzinfo
+        if tz is not None and (
+            type(tz) is timezone or day_is_unambiguous(tz, result.year, result.month, result.day)
+        ):
+            self._hour = (result.year, result.month, result.day, result.hour, tz)
+        return result
 
     def __repr__(self) -> str:
         return f"CronExpression({self.expression!r})"

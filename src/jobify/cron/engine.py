@@ -26,7 +26,7 @@ from datetime import datetime, timedelta, timezone
 from jobify.cron.parse import MAX_YEAR, MIN_YEAR, CronSpec
 from jobify.exceptions import CronExhaustedError
 
-__all__ = ["next_fire", "next_wall"]
+__all__ = ["day_is_unambiguous", "next_fire", "next_wall"]
 
 _UTC = _dt.UTC
 _SECOND = timedelta(seconds=1)
@@ -138,18 +138,53 @@ def next_fire(spec: CronSpec, now: datetime) -> datetime:
             )
             return datetime(y, mo, d, h, mi, s, tzinfo=tz)
         # A zone with possible transitions. Fast path: `now` and the result both lie outside
-        # any gap or repeated interval; then naive wall-time order is instant order.
-        fold = now.fold
-        if now.utcoffset() == now.replace(fold=1 - fold).utcoffset():
-            y, mo, d, h, mi, s = next_wall(
-                spec, now.year, now.month, now.day, now.hour, now.minute, now.second + 1
-            )
+        # any gap or repeated interval; then naive wall-time order is instant order. Whole
+        # days without a transition are memoised, so the usual case costs two dict look-ups.
+        y, mo, d = now.year, now.month, now.day
+        if day_is_unambiguous(tz, y, mo, d) or (
+            now.utcoffset() == now.replace(fold=1 - now.fold).utcoffset()
+        ):
+            y, mo, d, h, mi, s = next_wall(spec, y, mo, d, now.hour, now.minute, now.second + 1)
             result = datetime(y, mo, d, h, mi, s, tzinfo=tz)
-            if result.utcoffset() == result.replace(fold=1).utcoffset():
+            if day_is_unambiguous(tz, y, mo, d) or (
+                result.utcoffset() == result.replace(fold=1).utcoffset()
+            ):
                 return result
         return _next_fire_near_transition(spec, now, tz)
     except _Exhausted:
         raise _exhausted(spec, now) from None
+
+
+# Per zone: day key -> whether every wall time of that local day maps to exactly one instant.
+_UNAMBIGUOUS_DAYS: dict[_dt.tzinfo, dict[int, bool]] = {}
+_UNAMBIGUOUS_DAYS_MAX = 100_000  # per zone; a chained every-day walk over 270 years fits
+
+
+def day_is_unambiguous(tz: _dt.tzinfo, y: int, mo: int, d: int) -> bool:
+    """Whether local day ``y-mo-d`` in ``tz`` has no gap and no repeated wall time (memoised)."""
+    days = _UNAMBIGUOUS_DAYS.get(tz)
+    if days is None:
+        days = _UNAMBIGUOUS_DAYS.setdefault(tz, {})
+    key = (y << 9) | (mo << 5) | d
+    known = days.get(key)
+    if known is None:
+        if len(days) >= _UNAMBIGUOUS_DAYS_MAX:
+            days.clear()
+        known = days[key] = _compute_day_is_unambiguous(tz, y, mo, d)
+    return known
+
+
+def _compute_day_is_unambiguous(tz: _dt.tzinfo, y: int, mo: int, d: int) -> bool:
+    start = datetime(y, mo, d)
+    end = start + timedelta(days=1)
+    if _transition_at(start, tz) is not None or _transition_at(end, tz) is not None:
+        return False
+    # Same offset at both ends and in the middle: no transition in between (real zones never
+    # have two opposite transitions within a few hours).
+    first = start.replace(tzinfo=tz).astimezone(_UTC).replace(tzinfo=None)
+    last = end.replace(tzinfo=tz).astimezone(_UTC).replace(tzinfo=None)
+    offsets = {_offset_at(first + (last - first) * k / 4, tz) for k in range(5)}
+    return len(offsets) == 1
 
 
 def _wall_at_or_after(spec: CronSpec, wall: datetime) -> datetime:

@@ -24,7 +24,7 @@ LORD_HOWE = ZoneInfo("Australia/Lord_Howe")
 
 
 def z(fields: tuple[int, ...], tz: ZoneInfo, fold: int = 0) -> datetime:
-    return datetime(*fields, tzinfo=tz, fold=fold)  # type: ignore[misc]
+    return datetime(*fields, tzinfo=tz, fold=fold)  # type: ignore[misc, arg-type]
 
 
 def walk(expression: str, now: datetime, count: int) -> list[datetime]:

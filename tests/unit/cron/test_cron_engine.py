@@ -21,7 +21,7 @@ def walk(expression: str, now: datetime, count: int) -> list[datetime]:
 
 
 def u(*fields: int) -> datetime:
-    return datetime(*fields, tzinfo=UTC)  # type: ignore[misc]
+    return datetime(*fields, tzinfo=UTC)  # type: ignore[misc, arg-type]
 
 
 @pytest.mark.parametrize(
