@@ -184,7 +184,16 @@ class Jobify(_Registrar):
         """Add a plugin (``async startup(app)`` / ``async shutdown()``) before startup."""
         if self._started:
             raise ApplicationStateError("plugins must be added before the app starts")
-        if not isinstance(plugin, Plugin):
+        # The runtime Protocol check only sees that the attributes exist; a sync startup or
+        # a plugin class instead of an instance would fail later, far from the mistake.
+        if (
+            isinstance(plugin, type)
+            or not isinstance(plugin, Plugin)
+            or not all(
+                inspect.iscoroutinefunction(getattr(plugin, name))
+                for name in ("startup", "shutdown")
+            )
+        ):
             raise TypeError(
                 f"a plugin needs async startup(app) and async shutdown() methods, got {plugin!r}"
             )
