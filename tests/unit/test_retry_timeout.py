@@ -55,19 +55,20 @@ async def test_retry_succeeds_in_place_with_the_same_job(app: Jobify) -> None:
 
 async def test_smart_retry_backs_off_and_status_stays_running(app: Jobify) -> None:
     stamps: list[float] = []
+    first_failed = asyncio.Event()
     policy = SmartRetry(2, initial_delay=0.03, backoff_factor=2, jitter=False)
 
     @app.task(retry=policy)
     async def flaky() -> str:
         stamps.append(time.monotonic())
+        first_failed.set()
         if len(stamps) < 3:
             raise Flaky
         return "ok"
 
     async with app:
         job = await flaky.push()
-        while len(stamps) < 1:
-            await asyncio.sleep(0.005)
+        await first_failed.wait()
         await asyncio.sleep(0.01)  # inside the first back-off wait
         assert job.status is JobStatus.RUNNING
         assert await job == "ok"
