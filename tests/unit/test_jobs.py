@@ -194,9 +194,7 @@ async def test_cron_expression_and_permanently_failed(app: Jobify) -> None:
         raise Boom("again")
 
     async with app:
-        job = await always_fails.schedule().cron(
-            Cron("* * * * * * *", max_failures=1), job_id="cj"
-        )
+        job = await always_fails.schedule().cron(Cron("* * * * * * *", max_failures=1), job_id="cj")
         assert job.cron_expression == "* * * * * * *"
         assert job.status is JobStatus.SCHEDULED
         await job.wait()
