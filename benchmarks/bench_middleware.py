@@ -88,7 +88,7 @@ T = h.Target
 TARGETS = [
     T("push_mem_mw", "plain", "gather 20k push, no middleware", "jobs/s"),
     T("push_mem_mw", "mw", "same, 3 no-op middlewares", "jobs/s"),
-    T("push_mem_mw", "spread", "plain round 1 vs 2 (noise)", "%"),
+    T("push_mem_mw", "spread", "spread of plain rounds (noise)", "%"),
     T("push_mem_mw", "ratio", "with / without middleware", "%", ">=", 80),
 ]
 
