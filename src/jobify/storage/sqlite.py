@@ -212,6 +212,9 @@ class SQLiteStorage(Storage):
         """Insert or replace every record in one transaction; return once committed."""
         for record in records:
             check_record(record)
+        if not records:
+            self._check_running()
+            return
         batch = self._enqueue()
         for record in records:
             batch.ops[record.job_id] = record

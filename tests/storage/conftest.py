@@ -1,0 +1,32 @@
+"""The ``storage`` fixture: every backend, started, for the one contract suite.
+
+To run the suite on a new backend, add one entry to ``BACKENDS``: a name and a factory that
+takes pytest's ``tmp_path`` and returns an unstarted storage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from jobify.storage import SQLiteStorage, Storage
+from jobify.storage.memory import MemoryStorage
+
+BACKENDS: dict[str, Callable[[Path], Storage]] = {
+    "memory": lambda tmp_path: MemoryStorage(),
+    "sqlite-file": lambda tmp_path: SQLiteStorage(tmp_path / "jobs.db"),
+    "sqlite-memory": lambda tmp_path: SQLiteStorage(":memory:"),
+}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Storage]:
+    """A started storage of each backend, shut down after the test."""
+    backend = BACKENDS[request.param](tmp_path)
+    await backend.startup()
+    try:
+        yield backend
+    finally:
+        await backend.shutdown()

@@ -1,0 +1,16 @@
+"""The public surface of ``jobify.storage`` (spec §1)."""
+
+from __future__ import annotations
+
+import jobify.storage
+import jobify.storage.memory
+
+
+def test_storage_exports() -> None:
+    assert sorted(jobify.storage.__all__) == ["JobRecord", "RecordStatus", "SQLiteStorage", "Storage"]
+    for name in jobify.storage.__all__:
+        assert getattr(jobify.storage, name).__doc__
+
+
+def test_memory_storage_lives_in_its_module() -> None:
+    assert jobify.storage.memory.MemoryStorage.__doc__

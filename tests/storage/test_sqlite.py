@@ -1,0 +1,248 @@
+"""SQLiteStorage beyond the shared contract: the file, its schema and the group commit."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from jobify.exceptions import SchemaVersionError, StorageError
+from jobify.storage import JobRecord, SQLiteStorage
+from jobify.storage.sql import sqlite as sql
+
+
+def record(job_id: str, exec_at: float = 1.0) -> JobRecord:
+    return JobRecord(job_id, "task", exec_at, b"args", b"trigger")
+
+
+async def started(path: Path | str, **options: object) -> SQLiteStorage:
+    storage = SQLiteStorage(path, **options)  # type: ignore[arg-type]
+    await storage.startup()
+    return storage
+
+
+async def test_records_persist_across_close_and_reopen(tmp_path: Path) -> None:
+    db = tmp_path / "jobs.db"
+    first = await started(db)
+    await first.save_many([record("a", 1.0), record("b", 2.0)])
+    await first.delete("a")
+    await first.shutdown()
+
+    second = await started(str(db))
+    assert await second.load() == [record("b", 2.0)]
+    await second.shutdown()
+
+
+async def test_shutdown_commits_queued_writes(tmp_path: Path) -> None:
+    db = tmp_path / "jobs.db"
+    storage = await started(db)
+    for i in range(100):
+        storage.save_soon(record(f"id-{i}"))
+    await storage.shutdown()
+    reopened = await started(db)
+    assert len(await reopened.load()) == 100
+    await reopened.shutdown()
+
+
+async def test_file_is_in_wal_mode_with_a_versioned_schema(tmp_path: Path) -> None:
+    db = tmp_path / "jobs.db"
+    storage = await started(db, table_name="my_jobs")
+    await storage.save(record("a"))
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert conn.execute("SELECT table_name, schema_version FROM jobify_meta").fetchall() == [
+            ("my_jobs", sql.SCHEMA_VERSION)
+        ]
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(my_jobs)")]
+        assert columns == ["job_id", "task_name", "exec_at", "arguments", "trigger", "status"]
+        indexes = [row[1] for row in conn.execute("PRAGMA index_list(my_jobs)")]
+        assert "my_jobs_exec_at" in indexes
+    conn.close()
+    await storage.shutdown()
+
+
+async def test_two_tables_in_one_file_are_independent(tmp_path: Path) -> None:
+    db = tmp_path / "jobs.db"
+    one = await started(db, table_name="one")
+    await one.save(record("a"))
+    await one.shutdown()
+    two = await started(db, table_name="two")
+    assert await two.load() == []
+    await two.shutdown()
+
+
+async def test_newer_schema_is_refused_and_the_file_left_untouched(tmp_path: Path) -> None:
+    db = tmp_path / "jobs.db"
+    storage = await started(db)
+    await storage.save(record("a"))
+    await storage.shutdown()
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE jobify_meta SET schema_version = ?", (sql.SCHEMA_VERSION + 1,))
+    conn.close()
+    before = db.read_bytes()
+
+    with pytest.raises(SchemaVersionError) as caught:
+        await started(db)
+    message = str(caught.value)
+    assert str(db) in message
+    assert f"version {sql.SCHEMA_VERSION + 1}" in message
+    assert f"up to {sql.SCHEMA_VERSION}" in message
+    assert "upgrade jobify" in message
+    assert db.read_bytes() == before
+
+
+async def test_older_schema_is_migrated_step_by_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "jobs.db"
+    storage = await started(db)
+    await storage.save(record("kept"))
+    await storage.shutdown()
+
+    # A v2 is one more step in MIGRATIONS.
+    v2 = (*sql.MIGRATIONS, ("ALTER TABLE {table} ADD COLUMN note TEXT",))
+    monkeypatch.setattr(sql, "MIGRATIONS", v2)
+    monkeypatch.setattr(sql, "SCHEMA_VERSION", 2)
+    upgraded = await started(db)
+    assert await upgraded.load() == [record("kept")]
+    await upgraded.shutdown()
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT schema_version FROM jobify_meta").fetchone() == (2,)
+        assert "note" in [row[1] for row in conn.execute("PRAGMA table_info(jobify_schedules)")]
+    conn.close()
+
+
+async def test_existing_foreign_table_with_the_same_name_is_an_error(tmp_path: Path) -> None:
+    db = tmp_path / "jobs.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE jobify_schedules (x INTEGER)")
+    conn.close()
+    with pytest.raises(StorageError, match="already exists"):
+        await started(db)
+
+
+async def test_undecodable_row_is_skipped_with_a_warning_and_left_in_place(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = tmp_path / "jobs.db"
+    storage = await started(db)
+    await storage.save_many([record("good-1"), record("good-2")])
+    await storage.shutdown()
+    with sqlite3.connect(db) as conn:
+        bad_rows = [
+            ("bad-text-args", "task", 1.0, "not a blob", b"t", "scheduled"),
+            ("bad-exec-at", "task", "tomorrow", b"a", b"t", "scheduled"),
+            ("bad-status", "task", 1.0, b"a", b"t", b"\x07"),  # a BLOB keeps its type
+        ]
+        conn.executemany("INSERT INTO jobify_schedules VALUES (?, ?, ?, ?, ?, ?)", bad_rows)
+        # SQLite lets a non-INTEGER primary key be NULL.
+        conn.execute("INSERT INTO jobify_schedules VALUES (NULL, 't', 1.0, x'00', x'00', 's')")
+    conn.close()
+
+    storage = await started(db)
+    with caplog.at_level("WARNING", logger="jobify.storage"):
+        loaded = await storage.load()
+        assert await storage.get("bad-exec-at") is None
+    assert sorted(r.job_id for r in loaded) == ["good-1", "good-2"]
+    warned = "\n".join(r.getMessage() for r in caplog.records if r.name == "jobify.storage")
+    for job_id in ("'bad-text-args'", "'bad-exec-at'", "'bad-status'", "job None"):
+        assert job_id in warned
+    await storage.shutdown()
+
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM jobify_schedules").fetchone() == (6,)
+    conn.close()
+
+
+async def test_integer_exec_at_written_by_hand_loads_as_float(tmp_path: Path) -> None:
+    db = tmp_path / "jobs.db"
+    storage = await started(db)
+    await storage.shutdown()
+    with sqlite3.connect(db) as conn:
+        # Too large for REAL affinity to convert losslessly, so SQLite keeps an INTEGER.
+        conn.execute(
+            "INSERT INTO jobify_schedules VALUES ('big', 't', 9007199254740993, x'', x'', 's')"
+        )
+    conn.close()
+    storage = await started(db)
+    (loaded,) = await storage.load()
+    assert type(loaded.exec_at) is float
+    assert await storage.get("big") == loaded
+    await storage.shutdown()
+
+
+async def test_group_commit_batches_concurrent_writes(tmp_path: Path) -> None:
+    storage = await started(tmp_path / "jobs.db")
+    before = storage.commit_count
+    await asyncio.gather(*(storage.save(record(f"id-{i}")) for i in range(1000)))
+    assert storage.commit_count - before <= 3
+    before = storage.commit_count
+    await asyncio.gather(*(storage.delete(f"id-{i}") for i in range(1000)))
+    assert storage.commit_count - before <= 3
+    assert await storage.load() == []
+    await storage.shutdown()
+
+
+async def test_writes_issued_during_a_commit_go_into_the_next_one(tmp_path: Path) -> None:
+    storage = await started(tmp_path / "jobs.db")
+    before = storage.commit_count
+
+    async def writer(n: int) -> None:
+        for i in range(50):
+            await storage.save(record(f"w{n}-{i}"))
+
+    await asyncio.gather(*(writer(n) for n in range(20)))
+    # 1,000 awaited writes from 20 sequential writers: about one commit per round, not per write.
+    assert storage.commit_count - before <= 120
+    assert len(await storage.load()) == 1000
+    await storage.shutdown()
+
+
+async def test_synchronous_full(tmp_path: Path) -> None:
+    db = tmp_path / "jobs.db"
+    storage = await started(db, synchronous="full")
+    level = await storage._thread_().call(
+        lambda: storage._connection().execute("PRAGMA synchronous").fetchone()[0]
+    )
+    assert level == 2  # FULL
+    await storage.save(record("a"))
+    await storage.shutdown()
+    reopened = await started(db)
+    assert await reopened.load() == [record("a")]
+    await reopened.shutdown()
+
+
+def test_memory_database_takes_no_lock_file(tmp_path: Path) -> None:
+    storage = SQLiteStorage(":memory:")
+    assert storage.database == ":memory:"
+
+
+@pytest.mark.parametrize(
+    "name", ["", "1abc", "a-b", "jobs; DROP TABLE x", "sqlite_x", "jobify_meta"]
+)
+def test_table_name_must_be_a_plain_identifier(name: str) -> None:
+    with pytest.raises(ValueError, match="table_name"):
+        SQLiteStorage(":memory:", table_name=name)
+
+
+def test_bad_options_are_refused() -> None:
+    with pytest.raises(ValueError, match="synchronous"):
+        SQLiteStorage(":memory:", synchronous="off")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="timeout"):
+        SQLiteStorage(":memory:", timeout=-1)
+
+
+async def test_startup_twice_is_an_error(tmp_path: Path) -> None:
+    storage = await started(tmp_path / "jobs.db")
+    with pytest.raises(StorageError, match="already started"):
+        await storage.startup()
+    await storage.shutdown()
+
+
+async def test_missing_directory_is_a_clear_error(tmp_path: Path) -> None:
+    db = tmp_path / "no" / "such" / "dir" / "jobs.db"
+    with pytest.raises(StorageError, match="lock file") as caught:
+        await started(db)
+    assert str(db) in str(caught.value)
