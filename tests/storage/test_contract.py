@@ -11,7 +11,7 @@ from jobify.storage import JobRecord, RecordStatus, Storage
 
 
 def record(
-    job_id: str = "job-1", exec_at: float = 1_700_000_000.25, **changes: object
+    job_id: object = "job-1", exec_at: object = 1_700_000_000.25, **changes: object
 ) -> JobRecord:
     fields: dict[str, object] = {
         "job_id": job_id,
