@@ -63,6 +63,14 @@ async def test_fields_round_trip_exactly(storage: Storage) -> None:
     assert await storage.load() == [odd]
 
 
+async def test_integer_exec_at_comes_back_as_float(storage: Storage) -> None:
+    await storage.save(record("a", exec_at=1_700_000_000))
+    loaded = await storage.get("a")
+    assert loaded is not None
+    assert type(loaded.exec_at) is float
+    assert loaded.exec_at == 1_700_000_000.0
+
+
 async def test_permanently_failed_round_trips(storage: Storage) -> None:
     failed = record("cron-job", status=RecordStatus.PERMANENTLY_FAILED)
     await storage.save(failed)

@@ -17,6 +17,10 @@ def record(job_id: str, exec_at: float = 1.0) -> JobRecord:
     return JobRecord(job_id, "task", exec_at, b"args", b"trigger")
 
 
+def entries(directory: Path) -> list[Path]:
+    return list(directory.iterdir())
+
+
 async def started(path: Path | str, **options: object) -> SQLiteStorage:
     storage = SQLiteStorage(path, **options)  # type: ignore[arg-type]
     await storage.startup()
@@ -214,9 +218,14 @@ async def test_synchronous_full(tmp_path: Path) -> None:
     await reopened.shutdown()
 
 
-def test_memory_database_takes_no_lock_file(tmp_path: Path) -> None:
-    storage = SQLiteStorage(":memory:")
-    assert storage.database == ":memory:"
+async def test_memory_database_creates_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    storage = await started(":memory:")
+    await storage.save(record("a"))
+    assert entries(tmp_path) == []
+    await storage.shutdown()
 
 
 @pytest.mark.parametrize(

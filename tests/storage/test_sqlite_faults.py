@@ -271,3 +271,27 @@ async def test_startup_waits_for_a_locked_database_then_fails_clearly(
     storage = SQLiteStorage(db, timeout=0.2)
     await storage.startup()
     await storage.shutdown()
+
+
+async def test_a_cancelled_startup_releases_the_file(
+    busy_db: tuple[Path, sqlite3.Connection],
+) -> None:
+    db, other = busy_db
+    other.execute("BEGIN IMMEDIATE")  # startup's migration has to wait for this
+    starting = asyncio.create_task(SQLiteStorage(db, timeout=0.5).startup())
+    await asyncio.sleep(0.1)
+    starting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await starting
+    other.execute("ROLLBACK")
+    # The cancelled open finishes in its thread, then closes and unlocks the file.
+    deadline = time.monotonic() + 5
+    while True:
+        try:
+            storage = SQLiteStorage(db)
+            await storage.startup()
+            break
+        except StorageLockedError:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+    await storage.shutdown()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import replace
 
 from jobify.exceptions import StorageError
 from jobify.storage.base import JobRecord, Storage
@@ -39,6 +40,14 @@ def check_record(record: JobRecord) -> None:
             f"JobRecord {record.job_id!r} has a field of the wrong type: job_id, task_name and "
             "status must be str, exec_at a float, arguments and trigger bytes"
         )
+
+
+def _stored(record: JobRecord) -> JobRecord:
+    """The record as a database would give it back: checked, with a float ``exec_at``."""
+    check_record(record)
+    if type(record.exec_at) is not float:
+        return replace(record, exec_at=float(record.exec_at))
+    return record
 
 
 class MemoryStorage(Storage):
@@ -88,9 +97,8 @@ class MemoryStorage(Storage):
     async def save_many(self, records: Sequence[JobRecord]) -> None:
         """Insert or replace several records, all or none (each is checked first)."""
         self._check_running()
-        for record in records:
-            check_record(record)
-        for record in records:
+        stored = [_stored(record) for record in records]
+        for record in stored:
             self._records[record.job_id] = record
         await asyncio.sleep(0)
 
@@ -102,8 +110,7 @@ class MemoryStorage(Storage):
     def save_soon(self, record: JobRecord) -> None:
         """Insert or replace the record now (memory has no commit to wait for)."""
         self._check_running()
-        check_record(record)
-        self._records[record.job_id] = record
+        self._records[record.job_id] = _stored(record)
 
     def delete_soon(self, job_id: str) -> None:
         """Delete the record now (no error when absent)."""

@@ -111,7 +111,7 @@ class SQLiteStorage(Storage):
         self.synchronous = synchronous
         self._memory = self.database == _MEMORY
         self._queries = sql.SQLiteQueries.for_table(table_name)
-        self._state: Literal["new", "running", "closing", "closed"] = "new"
+        self._state: Literal["new", "starting", "running", "closing", "closed"] = "new"
         self._loop: asyncio.AbstractEventLoop | None = None
         self._conn: sqlite3.Connection | None = None  # touched only by the worker thread
         self._lock: OwnerLock | None = None
@@ -141,8 +141,9 @@ class SQLiteStorage(Storage):
         schema is newer than this code, and :class:`~jobify.exceptions.StorageError` when the
         file is read-only, corrupt, not a database or stays locked longer than ``timeout``.
         """
-        if self._state in ("running", "closing"):
+        if self._state not in ("new", "closed"):
             raise StorageError(f"{self!r} is already started")
+        self._state = "starting"
         self._loop = asyncio.get_running_loop()
         thread = WorkerThread(
             f"jobify-sqlite:{Path(self.database).name}", self._loop, self._map_error
@@ -150,7 +151,12 @@ class SQLiteStorage(Storage):
         try:
             await thread.call(self._open_sync)
         except BaseException:
-            thread.stop()
+            # Also reached on cancellation while the open is still running in the thread:
+            # queue the close behind it and let the thread end on its own, without blocking
+            # the loop on a join (the open may be waiting out a busy database).
+            thread.submit(self._close_sync, _ignore)
+            thread.stop(wait=False)
+            self._state = "new"
             raise
         self._thread = thread
         self._pending = _Batch()
@@ -164,7 +170,7 @@ class SQLiteStorage(Storage):
         Raises :class:`~jobify.exceptions.StorageError` if the last writes could not be
         committed; the file is closed and released either way.
         """
-        if self._state in ("new", "closed"):
+        if self._state in ("new", "starting", "closed"):
             return
         if self._state == "closing":
             assert self._closed is not None
@@ -261,7 +267,7 @@ class SQLiteStorage(Storage):
 
     def _check_running(self) -> None:
         if self._state != "running":
-            if self._state == "new":
+            if self._state in ("new", "starting"):
                 raise StorageError(f"{self!r} is not started: await storage.startup() first")
             raise StorageError(f"{self!r} is shut down")
 
@@ -521,3 +527,7 @@ class SQLiteStorage(Storage):
             )
             return None
         return JobRecord(job_id, task_name, exec_at, arguments, trigger, status)
+
+
+def _ignore(_result: object, _error: BaseException | None) -> None:
+    """A completion callback for cleanup work whose outcome nobody awaits."""

@@ -49,10 +49,11 @@ class WorkerThread:
         self._jobs.put((work, partial(_settle, future)))
         return await future
 
-    def stop(self) -> None:
-        """Let the thread finish the work already queued, then end it and wait for it."""
+    def stop(self, *, wait: bool = True) -> None:
+        """Let the thread finish the work already queued, then end; ``wait`` joins it."""
         self._jobs.put(None)
-        self._thread.join()
+        if wait:
+            self._thread.join()
 
     def _run(self) -> None:
         while (item := self._jobs.get()) is not None:
