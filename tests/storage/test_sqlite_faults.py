@@ -295,3 +295,27 @@ async def test_a_cancelled_startup_releases_the_file(
             assert time.monotonic() < deadline
             await asyncio.sleep(0.05)
     await storage.shutdown()
+
+
+async def test_shutdown_with_uncommittable_writes_fails_them_all_and_still_closes(
+    busy_db: tuple[Path, sqlite3.Connection], caplog: pytest.LogCaptureFixture
+) -> None:
+    db, other = busy_db
+    storage = SQLiteStorage(db, timeout=0.2)
+    await storage.startup()
+    other.execute("BEGIN IMMEDIATE")
+    storage.save_soon(record("first"))  # its batch starts committing (and waiting)
+    await asyncio.sleep(0.05)
+    second = asyncio.create_task(storage.save(record("second")))  # queued behind it
+    await asyncio.sleep(0)
+    with caplog.at_level("ERROR", logger="jobify.storage"), pytest.raises(StorageError):
+        await storage.shutdown()
+    with pytest.raises(StorageError, match="locked"):
+        await second
+    with pytest.raises(StorageError, match="shut down"):
+        await storage.load()
+    other.execute("ROLLBACK")
+    reopened = SQLiteStorage(db)
+    await reopened.startup()  # closed and released despite the failure
+    assert await reopened.load() == []
+    await reopened.shutdown()

@@ -178,9 +178,13 @@ class SQLiteStorage(Storage):
             return
         self._state = "closing"
         self._closed = self._loop_().create_future()
+        failure: StorageError | None = None
         try:
             while self._pending.ops or self._inflight is not None:
-                await self._drain()
+                try:
+                    await self._drain()
+                except StorageError as exc:  # keep committing what is left; report the first
+                    failure = failure or exc
         finally:
             try:
                 await self._thread_().call(self._close_sync)
@@ -188,7 +192,14 @@ class SQLiteStorage(Storage):
                 self._thread_().stop()
                 self._thread = None
                 self._state = "closed"
+                # Only if shutdown itself was cancelled can writes be left uncommitted.
+                abandoned, self._pending = self._pending, _Batch()
+                for waiter in abandoned.waiters:
+                    if not waiter.done():
+                        waiter.set_exception(StorageError(f"{self!r} shut down before commit"))
                 self._closed.set_result(None)
+        if failure is not None:
+            raise failure
 
     # -- reads ----------------------------------------------------------------------------
 
@@ -283,7 +294,7 @@ class SQLiteStorage(Storage):
 
     def _dispatch(self) -> None:
         self._dispatch_scheduled = False
-        if self._inflight is not None or not self._pending.ops:
+        if self._inflight is not None or not self._pending.ops or self._thread is None:
             return
         batch, self._pending = self._pending, _Batch()
         self._inflight = batch
