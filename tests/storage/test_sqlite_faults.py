@@ -34,6 +34,28 @@ asyncio.run(main())
 """
 
 
+# Saves records one after the other, concurrently in groups, printing each id once saved.
+WRITER = """
+import asyncio, sys
+from jobify.storage import JobRecord, SQLiteStorage
+
+async def main():
+    storage = SQLiteStorage(sys.argv[1])
+    await storage.startup()
+
+    async def write(job_id):
+        await storage.save(JobRecord(job_id, "task", 1.0, b"args", b"trigger"))
+        print(job_id, flush=True)
+
+    n = 0
+    while True:
+        await asyncio.gather(*(write(f"job-{n + i}") for i in range(20)))
+        n += 20
+
+asyncio.run(main())
+"""
+
+
 def record(job_id: str) -> JobRecord:
     return JobRecord(job_id, "task", 1.0, b"args", b"trigger")
 
@@ -319,3 +341,22 @@ async def test_shutdown_with_uncommittable_writes_fails_them_all_and_still_close
     await reopened.startup()  # closed and released despite the failure
     assert await reopened.load() == []
     await reopened.shutdown()
+
+
+async def test_every_write_that_returned_survives_kill_9(tmp_path: Path) -> None:
+    db = tmp_path / "jobs.db"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", WRITER, str(db), stdout=asyncio.subprocess.PIPE
+    )
+    assert process.stdout is not None
+    saved = [await asyncio.wait_for(process.stdout.readline(), timeout=30) for _ in range(500)]
+    process.send_signal(signal.SIGKILL)
+    rest, _ = await process.communicate()
+    saved_ids = {line.decode().strip() for line in [*saved, *rest.splitlines()]} - {""}
+
+    storage = SQLiteStorage(db)  # the dead writer's lock is gone with it
+    await storage.startup()
+    stored_ids = {r.job_id for r in await storage.load()}
+    await storage.shutdown()
+    assert len(saved_ids) >= 500
+    assert saved_ids <= stored_ids
