@@ -13,12 +13,13 @@ import functools
 from datetime import datetime, timedelta, timezone
 
 from jobify.cron.engine import day_is_unambiguous, next_fire
-from jobify.cron.parse import CronSpec, parse
+from jobify.cron.parse import MAX_YEAR, MIN_YEAR, CronSpec, parse
 
 __all__ = ["CronExpression", "create_crontab"]
 
 # Precomputed steps for the same-hour fast path (a jump is at most one hour).
 _SECONDS = tuple(timedelta(seconds=n) for n in range(3601))
+_ONE_SECOND = _SECONDS[1]
 
 
 class CronExpression:
@@ -28,7 +29,7 @@ class CronExpression:
     expression string.
     """
 
-    __slots__ = ("_hour", "expression", "spec")
+    __slots__ = ("_every_second", "_hour", "expression", "spec")
 
     expression: str
     """The expression exactly as given."""
@@ -44,6 +45,18 @@ class CronExpression:
         # needs the minute and second tables.  Replaced whole (one atomic store), so sharing
         # the object across threads is safe.
         self._hour: tuple[int, int, int, int, object] | None = None
+        spec = self.spec
+        # Every second of every day (7 fields, all wildcards): in a fixed-offset zone wall
+        # time is real time, so the next fire is simply the next whole second.
+        self._every_second = (
+            len(spec.seconds) == 60
+            and len(spec.minutes) == 60
+            and len(spec.hours) == 24
+            and not spec.dom_restricted
+            and not spec.dow_restricted
+            and len(spec.months) == 12
+            and len(spec.years) == MAX_YEAR - MIN_YEAR + 1
+        )
 
     @property
     def hour_is_fixed(self) -> bool:
@@ -56,6 +69,10 @@ class CronExpression:
         Raises :class:`ValueError` for a naive ``now`` and
         :class:`~jobify.exceptions.CronExhaustedError` if the expression never fires again.
         """
+        if self._every_second and type(now.tzinfo) is timezone and now.year < MAX_YEAR:
+            if now.microsecond:
+                return now.replace(microsecond=0) + _ONE_SECOND
+            return now + _ONE_SECOND
         memo = self._hour
         if (
             memo is not None
