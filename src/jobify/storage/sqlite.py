@@ -20,32 +20,28 @@ import logging
 import os
 import re
 import sqlite3
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from functools import partial
 from itertools import starmap
 from operator import attrgetter, itemgetter
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
-from jobify.exceptions import SchemaVersionError, StorageError
+from jobify.exceptions import StorageError
 from jobify.storage.base import JobRecord, Storage
 from jobify.storage.filelock import OwnerLock
 from jobify.storage.memory import check_record
 from jobify.storage.sql import sqlite as sql
+from jobify.storage.sqlite_connection import map_error, open_connection, retrying, transaction
 from jobify.storage.workerthread import WorkerThread
 
 __all__ = ["SQLiteStorage"]
 
 logger = logging.getLogger("jobify.storage")
 
-T = TypeVar("T")
 
 _MEMORY = ":memory:"
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# Primary result codes (sqlite3.Error.sqlite_errorcode carries the extended code).
-_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY = 5, 6, 8
-_SQLITE_CORRUPT, _SQLITE_CANTOPEN, _SQLITE_NOTADB = 11, 14, 26
 _ROW_TYPES = (str, str, float, bytes, bytes, str)
 _as_row = attrgetter("job_id", "task_name", "exec_at", "arguments", "trigger", "status")
 
@@ -339,62 +335,9 @@ class SQLiteStorage(Storage):
 
     def _map_error(self, exc: Exception) -> BaseException:
         """Map a driver error to a StorageError naming the file (runs in the thread)."""
-        if not isinstance(exc, sqlite3.Error):
-            return exc
-        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
-        db = repr(self.database)
-        if code in (_SQLITE_BUSY, _SQLITE_LOCKED):
-            return StorageError(
-                f"the SQLite database {db} stayed locked by another connection for more than "
-                f"{self.timeout}s ({exc}): another program holds a write transaction on it; "
-                "end it, or raise SQLiteStorage(timeout=...)"
-            )
-        if code == _SQLITE_READONLY:
-            return StorageError(
-                f"the SQLite database {db} is read-only ({exc}): make the file and its "
-                "directory writable by this process"
-            )
-        if code in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
-            return StorageError(
-                f"the SQLite database {db} is corrupted or not a SQLite database ({exc}): "
-                "restore it from a backup, or move it away to start with an empty one"
-            )
-        if code == _SQLITE_CANTOPEN:
-            return StorageError(
-                f"cannot open the SQLite database {db} ({exc}): check that its directory "
-                "exists and is writable"
-            )
-        return StorageError(f"SQLite error on {db}: {exc}")
-
-    def _retrying(self, work: Callable[[], T]) -> T:
-        """Run a transaction, retrying "database is locked" until ``timeout`` has passed.
-
-        sqlite's busy handler already waits up to ``timeout`` in most cases; this loop covers
-        the ones where SQLite reports SQLITE_BUSY without calling it (e.g. during WAL recovery).
-        """
-        deadline = time.monotonic() + self.timeout
-        pause = 0.001
-        while True:
-            try:
-                return work()
-            except sqlite3.OperationalError as exc:
-                busy = getattr(exc, "sqlite_errorcode", 0) & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
-                if not busy or time.monotonic() >= deadline:
-                    raise
-            time.sleep(pause)
-            pause = min(pause * 2, 0.05)
-
-    def _transaction(self, conn: sqlite3.Connection, body: Callable[[], None]) -> None:
-        # BEGIN IMMEDIATE takes the write lock up front, where the busy timeout applies;
-        # a deferred transaction could fail with SQLITE_BUSY on its first write without it.
-        conn.execute(sql.BEGIN_IMMEDIATE)
-        try:
-            body()
-            conn.execute(sql.COMMIT)
-        except BaseException:
-            if conn.in_transaction:
-                conn.rollback()
-            raise
+        if isinstance(exc, sqlite3.Error):
+            return map_error(exc, self.database, self.timeout)
+        return exc
 
     # Everything below runs in the worker thread only.
 
@@ -409,62 +352,18 @@ class SQLiteStorage(Storage):
             lock = OwnerLock(self.database)
             lock.acquire()
         try:
-            conn = sqlite3.connect(self.database, timeout=self.timeout, isolation_level=None)
-            try:
-                self._prepare(conn)
-            except BaseException:
-                conn.close()
-                raise
+            conn = open_connection(
+                self.database,
+                self._queries,
+                self.table_name,
+                timeout=self.timeout,
+                synchronous=self.synchronous,
+            )
         except BaseException:
             if lock is not None:
                 lock.release()
             raise
         self._conn, self._lock = conn, lock
-
-    def _prepare(self, conn: sqlite3.Connection) -> None:
-        # Check the version before writing anything: a newer schema must leave the file
-        # exactly as it is (not even switched to WAL).
-        version = self._stored_version(conn)
-        if version > sql.SCHEMA_VERSION:
-            raise SchemaVersionError(
-                f"the SQLite database {self.database!r} has jobify schema version {version} "
-                f"(table {self.table_name!r}) but this jobify knows versions up to "
-                f"{sql.SCHEMA_VERSION}: it was written by a newer jobify; upgrade jobify. "
-                "The file was not modified."
-            )
-        if not self._memory:
-            row = self._retrying(lambda: conn.execute(sql.JOURNAL_WAL).fetchone())
-            if row is None or str(row[0]).lower() != "wal":
-                raise StorageError(
-                    f"cannot switch the SQLite database {self.database!r} to WAL journal mode "
-                    f"(it stays in {row[0] if row else 'unknown'!r} mode)"
-                )
-        conn.execute(sql.SYNCHRONOUS[self.synchronous])
-        if version < sql.SCHEMA_VERSION:
-            self._retrying(lambda: self._transaction(conn, partial(self._migrate, conn)))
-
-    def _stored_version(self, conn: sqlite3.Connection) -> int:
-        if conn.execute(sql.META_EXISTS).fetchone() is None:
-            return 0
-        row = conn.execute(sql.GET_VERSION, (self.table_name,)).fetchone()
-        return int(row[0]) if row else 0
-
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        conn.execute(sql.CREATE_META)
-        # Read again inside the write transaction: this is the version the steps apply to.
-        row = conn.execute(sql.GET_VERSION, (self.table_name,)).fetchone()
-        version = int(row[0]) if row else 0
-        for step in self._queries.migrations[version:]:
-            for statement in step:
-                conn.execute(statement)
-        conn.execute(sql.SET_VERSION, (self.table_name, sql.SCHEMA_VERSION))
-        logger.info(
-            "migrated table %s of %s from schema version %d to %d",
-            self.table_name,
-            self.database,
-            version,
-            sql.SCHEMA_VERSION,
-        )
 
     def _close_sync(self) -> None:
         conn, self._conn = self._conn, None
@@ -494,7 +393,7 @@ class SQLiteStorage(Storage):
             if upserts:
                 conn.executemany(self._queries.upsert, upserts)
 
-        self._retrying(lambda: self._transaction(conn, body))
+        retrying(self.timeout, lambda: transaction(conn, body))
         self._commits += 1
 
     def _load_sync(self) -> list[JobRecord]:
