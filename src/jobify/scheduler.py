@@ -14,6 +14,8 @@ never sees records, SQL or serializers.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import inspect
 import logging
 import time
 from collections.abc import Callable
@@ -41,6 +43,12 @@ log = logging.getLogger("jobify.scheduler")
 WATCHDOG_INTERVAL = 60.0
 CLOCK_JUMP_THRESHOLD = 1.0
 EARLY_TOLERANCE = 0.001
+
+
+def _not_begun(task: asyncio.Task[Any]) -> bool:
+    """True while a task's coroutine has not started executing."""
+    coro = task.get_coro()
+    return inspect.iscoroutine(coro) and inspect.getcoroutinestate(coro) == inspect.CORO_CREATED
 
 
 class JobEntry:
@@ -122,6 +130,10 @@ class Scheduler:
         self._offset = wall() - loop.time()
         self._watchdog: asyncio.TimerHandle | None = None
         self._running = False
+        # One bound method and one context for every timer: asyncio would otherwise copy the
+        # context and we would bind a method per armed job (100k timers = ~20 MB of them).
+        self._fire_cb = self._fire
+        self._context = contextvars.copy_context()
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -191,7 +203,9 @@ class Scheduler:
             entry.timer = None
             self._start(entry)
         else:
-            entry.timer = self.loop.call_at(self.loop.time() + delay, self._fire, entry)
+            entry.timer = self.loop.call_at(
+                self.loop.time() + delay, self._fire_cb, entry, context=self._context
+            )
 
     def _fire(self, entry: JobEntry) -> None:
         entry.timer = None
@@ -231,13 +245,19 @@ class Scheduler:
 
     async def cancel(self, entry: JobEntry) -> None:
         job = entry.job
-        if job._final or (entry.task is not None and not entry.task.done()):
+        task = entry.task
+        if job._final or (task is not None and not task.done() and not _not_begun(task)):
             return
         if self.jobs.get(job.id) is not entry:
             return
         if entry.timer is not None:
             entry.timer.cancel()
             entry.timer = None
+        if task is not None and not task.done():
+            # Due (e.g. just pushed) but its task has not taken a step yet: the job has not
+            # run, so cancelling is still "before it runs"; the coroutine never starts.
+            task.cancel()
+            entry.task = None
         self._remove(entry)
         if entry.durable and self.persistence is not None:
             await self.persistence.delete(job.id)
