@@ -206,3 +206,23 @@ async def test_cron_expression_and_permanently_failed(app: Jobify) -> None:
         assert info.value.__cause__ is job.exception
         assert app.find_job("cj") is None
         await job.wait()  # a job ended for good resolves waits at once
+
+
+async def test_cancel_right_after_push_before_it_starts(app: Jobify) -> None:
+    ran: list[int] = []
+
+    @app.task
+    async def record() -> None:
+        ran.append(1)
+
+    async with app:
+        job = await record.push()
+        assert job.status is JobStatus.SCHEDULED  # due, but has not started yet
+        await job.cancel()
+        assert job.status is JobStatus.CANCELLED
+        await job.wait()
+        await app.wait_all(timeout=1)
+        await asyncio.sleep(0.01)
+        assert job.status is JobStatus.CANCELLED
+        assert app.find_job(job.id) is None
+    assert ran == []
