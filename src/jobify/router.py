@@ -101,6 +101,13 @@ class Route(Generic[P, T]):
         self.bind_signature = self.signature.replace(
             parameters=[p for p in params if p.default is not INJECT]
         )
+        bindable = list(self.bind_signature.parameters.values())
+        self._positional_names: tuple[str, ...] | None = (
+            tuple(p.name for p in bindable)
+            if all(p.kind is p.POSITIONAL_OR_KEYWORD for p in bindable)
+            else None
+        )
+        self._required = sum(1 for p in bindable if p.default is p.empty)
         # Calling by keyword is fastest and always right unless the function has
         # positional-only or *args parameters; then BoundArguments rebuilds the call.
         self.call_by_keyword = not any(
@@ -149,6 +156,10 @@ class Route(Generic[P, T]):
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         """Bind call arguments to the signature: parameter name → value (TypeError if wrong)."""
+        names = self._positional_names
+        if not kwargs and names is not None and self._required <= len(args) <= len(names):
+            # Plain positional call of a plain signature: what Signature.bind would return.
+            return dict(zip(names, args, strict=False))
         try:
             return self.bind_signature.bind(*args, **kwargs).arguments
         except TypeError as exc:

@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime, timedelta
+from random import getrandbits
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from jobify.context import OuterContext, RequestState, Runnable
@@ -24,9 +24,23 @@ __all__ = ["ScheduleBuilder", "Submitter"]
 T = TypeVar("T")
 
 
+def _new_job_id() -> str:
+    """A random version-4 UUID in hex, ~10x cheaper than ``uuid.uuid4().hex``.
+
+    Ids need to be unique, not unpredictable; ``random`` is reseeded in forked children.
+    """
+    n = (getrandbits(128) & _UUID_CLEAR) | _UUID_SET
+    return f"{n:032x}"
+
+
+# Version 4 in bits 76-79, RFC 4122 variant in bits 62-63.
+_UUID_CLEAR = ~((0xF << 76) | (0x3 << 62))
+_UUID_SET = (0x4 << 76) | (0x2 << 62)
+
+
 def _check_job_id(job_id: str | None) -> str:
     if job_id is None:
-        return uuid.uuid4().hex
+        return _new_job_id()
     if not isinstance(job_id, str):
         raise TypeError(f"job_id must be a str, got {type(job_id).__name__}")
     if not job_id or not job_id.strip():

@@ -173,6 +173,10 @@ def runs_for_misfire(
 
 def check_delay(seconds: float) -> float:
     """Validate a delay in seconds: a real, finite number (negative means now)."""
+    if type(seconds) is float or type(seconds) is int:
+        if seconds - seconds == 0:  # finite (inf - inf and nan - nan are nan)
+            return float(seconds)
+        raise ValueError(f"delay must be a finite number of seconds, got {seconds}")
     if isinstance(seconds, bool) or not isinstance(seconds, int | float):
         raise TypeError(f"delay must be a number of seconds, got {type(seconds).__name__}")
     if not math.isfinite(seconds):
