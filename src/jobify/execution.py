@@ -235,6 +235,8 @@ class Executor:
         )
         if route.injections:
             injected = {name: extract(ctx) for name, extract in route.injections.items()}
-            runnable.args, runnable.kwargs = route.call_args({**entry.arguments, **injected})
+            runnable.args, runnable.kwargs = route.call_args(
+                {**route.as_dict(entry.arguments), **injected}
+            )
         outcome: Outcome = await route.pipeline(ctx)
         return outcome

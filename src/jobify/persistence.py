@@ -109,7 +109,7 @@ class Persistence:
 
     def record(self, entry: JobEntry, status: str = RecordStatus.SCHEDULED) -> JobRecord:
         route = entry.route
-        data = self.codec.encode(route.name, entry.arguments, self._hints_for(route))
+        data = self.codec.encode(route.name, route.as_dict(entry.arguments), self._hints_for(route))
         return JobRecord(
             job_id=entry.job.id,
             task_name=route.name,

@@ -17,7 +17,7 @@ from jobify.triggers import Cron, check_delay
 
 if TYPE_CHECKING:
     from jobify.app import Jobify
-    from jobify.router import Route
+    from jobify.router import Bound, Route
 
 __all__ = ["ScheduleBuilder", "Submitter"]
 
@@ -53,7 +53,7 @@ class ScheduleBuilder(Generic[T]):
 
     __slots__ = ("_arguments", "_route")
 
-    def __init__(self, route: Route[Any, T], arguments: dict[str, Any]) -> None:
+    def __init__(self, route: Route[Any, T], arguments: Bound) -> None:
         self._route = route
         self._arguments = arguments
 
@@ -149,7 +149,7 @@ class Submitter:
                 "the app has shut down; jobs cannot be scheduled after shutdown"
             )
 
-    async def submit_now(self, route: Route[Any, T], arguments: dict[str, Any]) -> Job[T]:
+    async def submit_now(self, route: Route[Any, T], arguments: Bound) -> Job[T]:
         """``push``: the fast path of ``submit`` for 'as soon as possible'."""
         return await self.submit(route, arguments, self.wall(), None, None, False, False)
 
@@ -159,21 +159,23 @@ class Submitter:
         route: Route[Any, Any],
         exec_ts: float | None,
         cron: Cron | None,
-        arguments: dict[str, Any],
+        arguments: Bound,
     ) -> bool:
         if entry.route is not route or entry.cron != cron:
             return False
         if cron is None and entry.exec_ts != exec_ts:
             return False
         try:
-            return bool(entry.arguments == arguments)
+            if type(entry.arguments) is type(arguments):
+                return bool(entry.arguments == arguments)
+            return bool(route.as_dict(entry.arguments) == route.as_dict(arguments))
         except Exception:
             return False
 
     async def submit(
         self,
         route: Route[Any, T],
-        arguments: dict[str, Any],
+        arguments: Bound,
         exec_ts: float | None,
         cron: Cron | None,
         job_id: str | None,
@@ -212,7 +214,7 @@ class Submitter:
             job=job,
             trigger=cron if cron is not None else job.exec_at,
             runnable=Runnable(route.name, route.func, args, kwargs, route.options.run_mode),
-            arguments=dict(arguments),
+            arguments=dict(route.as_dict(arguments)),
             func_spec=route.signature,
             is_force=force,
             is_persist=route.options.durable and self.app._persistence is not None,
@@ -257,7 +259,7 @@ class Submitter:
     async def _finish_submit(
         self,
         route: Route[Any, T],
-        arguments: dict[str, Any],
+        arguments: Bound,
         exec_ts: float | None,
         cron: Cron | None,
         parser: Any,
@@ -274,7 +276,7 @@ class Submitter:
             raise DuplicateJobError(job_id)
         if route.options.run_mode is RunMode.PROCESS:
             route.process_ref()
-            check_process_args(route.name, *route.call_args(arguments))
+            check_process_args(route.name, (), route.as_dict(arguments))
         runs = failures = 0
         if cron is not None:
             exec_at = self._first_fire(cron, parser, tz)

@@ -34,7 +34,7 @@ from jobify.triggers import (
 if TYPE_CHECKING:
     from jobify.execution import Executor
     from jobify.persistence import Persistence
-    from jobify.router import Route
+    from jobify.router import Bound, Route
 
 __all__ = ["JobEntry", "Scheduler"]
 
@@ -76,7 +76,7 @@ class JobEntry:
         scheduler: Scheduler,
         route: Route[Any, Any],
         job: Job[Any],
-        arguments: dict[str, Any],
+        arguments: Bound,
         exec_ts: float,
         durable: bool,
         cron: Cron | None = None,
