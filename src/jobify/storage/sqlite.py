@@ -41,6 +41,8 @@ logger = logging.getLogger("jobify.storage")
 
 
 _MEMORY = ":memory:"
+SOON_DELAY = 0.005
+"""Seconds a batch holding only ``*_soon`` writes waits for an awaited write to join it."""
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ROW_TYPES = (str, str, float, bytes, bytes, str)
 _as_row = attrgetter("job_id", "task_name", "exec_at", "arguments", "trigger", "status")
@@ -253,13 +255,13 @@ class SQLiteStorage(Storage):
     def save_soon(self, record: JobRecord) -> None:
         """Queue an insert-or-replace into the next group commit; a failure is logged."""
         check_record(record)
-        batch = self._enqueue()
+        batch = self._enqueue(soon=True)
         batch.ops[record.job_id] = record
         batch.soon += 1
 
     def delete_soon(self, job_id: str) -> None:
         """Queue a delete into the next group commit; a failure is logged."""
-        batch = self._enqueue()
+        batch = self._enqueue(soon=True)
         batch.ops[job_id] = None
         batch.soon += 1
 
@@ -284,16 +286,20 @@ class SQLiteStorage(Storage):
                 raise StorageError(f"{self!r} is not started: await storage.startup() first")
             raise StorageError(f"{self!r} is shut down")
 
-    def _enqueue(self) -> _Batch:
+    def _enqueue(self, soon: bool = False) -> _Batch:
         """The batch a new write joins; makes sure it will be dispatched."""
         self._check_running()
         if self._inflight is None and not self._dispatch_scheduled:
-            # A *_soon write is dispatched on the next loop iteration, so that writes issued
-            # by tasks already ready to run join its batch. An awaited write dispatches at
-            # once when the thread is idle (one loop iteration less of latency); the writes
-            # issued while that commit runs then form the next batch.
+            # A batch of only *_soon writes waits SOON_DELAY, so that it rides along with the
+            # next awaited write (a push right after a job finished pays one commit, not two)
+            # or gathers more of its kind; nobody waits for it, and it is at-least-once anyway.
+            # An awaited write dispatches at once when the thread is idle (one loop iteration
+            # less of latency); the writes issued while that commit runs form the next batch.
             self._dispatch_scheduled = True
-            self._loop_().call_soon(self._dispatch)
+            if soon:
+                self._loop_().call_later(SOON_DELAY, self._dispatch)
+            else:
+                self._loop_().call_soon(self._dispatch)
         return self._pending
 
     def _dispatch(self) -> None:
