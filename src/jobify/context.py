@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from jobify.jobs import Job
     from jobify.runners import RunMode
     from jobify.schedule import ScheduleBuilder
+    from jobify.scheduler import JobEntry
     from jobify.triggers import Cron
 
 __all__ = [
@@ -112,18 +113,88 @@ class CronContext:
     failures: int
 
 
-@dataclass(slots=True)
 class JobContext:
-    """What middleware, exception handlers and injected parameters see of one execution."""
+    """What middleware, exception handlers and injected parameters see of one execution.
 
-    job: Job[Any]
-    state: State
-    runnable: Runnable[Any]
-    request_state: RequestState
-    route_options: Mapping[str, Any]
-    jobify_config: JobifyConfiguration
-    schedule_builder: ScheduleBuilder[Any]
-    cron_context: CronContext | None = None
+    ``request_state``, ``schedule_builder`` and ``cron_context`` are built on first access
+    from the job being run: most executions never look at them, and every object not built
+    is time saved on the hot path.
+    """
+
+    __slots__ = (
+        "_cron_context",
+        "_request_state",
+        "_schedule_builder",
+        "_source",
+        "job",
+        "jobify_config",
+        "route_options",
+        "runnable",
+        "state",
+    )
+
+    def __init__(
+        self,
+        job: Job[Any],
+        state: State,
+        runnable: Runnable[Any],
+        route_options: Mapping[str, Any],
+        jobify_config: JobifyConfiguration,
+        request_state: RequestState | None = None,
+        schedule_builder: ScheduleBuilder[Any] | None = None,
+        cron_context: CronContext | None = None,
+        source: JobEntry | None = None,
+    ) -> None:
+        self.job = job
+        self.state = state
+        self.runnable = runnable
+        self.route_options = route_options
+        self.jobify_config = jobify_config
+        self._request_state = request_state
+        self._schedule_builder = schedule_builder
+        self._cron_context = cron_context
+        self._source = source
+
+    @property
+    def request_state(self) -> RequestState:
+        """Scratch space of this execution (fresh per execution, shared by its middleware)."""
+        state = self._request_state
+        if state is None:
+            state = self._request_state = RequestState()
+        return state
+
+    @request_state.setter
+    def request_state(self, value: RequestState) -> None:
+        self._request_state = value
+
+    @property
+    def schedule_builder(self) -> ScheduleBuilder[Any]:
+        """A builder for the same task and arguments (e.g. to schedule a follow-up)."""
+        builder = self._schedule_builder
+        if builder is None:
+            source = self._source
+            if source is None:
+                raise AttributeError("this context was made without a schedule_builder")
+            from jobify.schedule import ScheduleBuilder
+
+            builder = self._schedule_builder = ScheduleBuilder(source.route, source.arguments)
+        return builder
+
+    @schedule_builder.setter
+    def schedule_builder(self, value: ScheduleBuilder[Any]) -> None:
+        self._schedule_builder = value
+
+    @property
+    def cron_context(self) -> CronContext | None:
+        """The cron trigger and counters of a cron job's execution; None for other jobs."""
+        if self._cron_context is None:
+            source = self._source
+            if source is not None and source.cron is not None:
+                self._cron_context = CronContext(source.cron, source.runs, source.failures)
+        return self._cron_context
+
+    def __repr__(self) -> str:
+        return f"JobContext(job={self.job!r}, runnable={self.runnable.name!r})"
 
 
 @dataclass(slots=True)

@@ -217,7 +217,8 @@ class Scheduler:
         self._start(entry)
 
     def _start(self, entry: JobEntry) -> None:
-        entry.task = self.loop.create_task(self._run(entry))
+        run = self._run_once if entry.cron is None else self._run_cron
+        entry.task = self.loop.create_task(run(entry))
 
     def _check_clock(self) -> None:
         offset = self.wall() - self.loop.time()
@@ -274,12 +275,6 @@ class Scheduler:
             old.job._finish(JobStatus.CANCELLED)
 
     # -- running -------------------------------------------------------------------------
-
-    async def _run(self, entry: JobEntry) -> None:
-        if entry.cron is None:
-            await self._run_once(entry)
-        else:
-            await self._run_cron(entry)
 
     async def _run_once(self, entry: JobEntry) -> None:
         job = entry.job
