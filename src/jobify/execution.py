@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import multiprocessing as mp
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor as PoolExecutor
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -54,7 +55,12 @@ class Pools:
 
     def process(self) -> PoolExecutor:
         if self._process is None:
-            self._process = ProcessPoolExecutor()
+            # Not "fork": the app always has other threads (loop helpers, the thread pool), and
+            # forking a threaded process can deadlock the child on a lock held by another
+            # thread (Python 3.12+ warns about exactly this). The worker imports the task's
+            # module by name (runners.process_target), so a fresh interpreter works.
+            method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+            self._process = ProcessPoolExecutor(mp_context=mp.get_context(method))
         return self._process
 
     def shutdown(self) -> None:
