@@ -104,8 +104,9 @@ async def test_a_blocked_loop_applies_each_policy(app: Jobify) -> None:
         runs[policy] += 1
 
     async with app:
-        # Fire at the next two whole seconds only, then not again for a minute.
-        s0 = int(time.time())
+        # Fire at two whole seconds, the first at least 0.5 s ahead (scheduling must not race
+        # it), then not again for a minute.
+        s0 = int(time.time() + 0.5)
         expression = f"{(s0 + 1) % 60},{(s0 + 2) % 60} * * * * * *"
         jobs = {
             name: await tick.schedule(name).cron(
@@ -120,10 +121,11 @@ async def test_a_blocked_loop_applies_each_policy(app: Jobify) -> None:
         assert runs == {"all": 0, "skip": 0, "once": 0}
         # Block the loop past both fires, until the later one is more than 1 s late.
         time.sleep(s0 + 3.2 - time.time())  # noqa: ASYNC251 - blocking is the point
-        waits = [asyncio.create_task(jobs[n].wait()) for n in ("all", "once")]
-        await asyncio.gather(*waits)
-        while runs["all"] < 2:
-            await jobs["all"].wait()
+        async with asyncio.timeout(10):
+            waits = [asyncio.create_task(jobs[n].wait()) for n in ("all", "once")]
+            await asyncio.gather(*waits)
+            while runs["all"] < 2:
+                await jobs["all"].wait()
         await asyncio.sleep(0.05)
         assert runs == {"all": 2, "skip": 0, "once": 1}
         next_fire = datetime.fromtimestamp(s0 + 61, UTC)

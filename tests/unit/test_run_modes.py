@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 import threading
 import time
@@ -140,7 +141,7 @@ async def test_main_def_and_thread_retries(app: Jobify) -> None:
 
 async def test_process_def_runs_in_another_process(app: Jobify) -> None:
     task = app.task(run_mode=RunMode.PROCESS)(process_tasks.worker_pid)
-    async with app:
+    async with app, asyncio.timeout(30):  # a stuck worker fails the test, not the suite
         job = await task.push(1000)
         pid_plus = await job
         assert pid_plus - 1000 != os.getpid()
@@ -149,7 +150,7 @@ async def test_process_def_runs_in_another_process(app: Jobify) -> None:
 
 async def test_process_async_def_runs_on_a_loop_in_another_process(app: Jobify) -> None:
     task = app.task(run_mode=RunMode.PROCESS)(process_tasks.async_worker_pid)
-    async with app:
+    async with app, asyncio.timeout(30):
         pid, loop_running = await (await task.push())
         assert pid != os.getpid()
         assert loop_running
@@ -158,7 +159,7 @@ async def test_process_async_def_runs_on_a_loop_in_another_process(app: Jobify) 
 async def test_process_timeout_and_retry(app: Jobify, tmp_path: Path) -> None:
     slow = app.task(run_mode=RunMode.PROCESS, timeout=0.05)(process_tasks.sleep_then_return)
     flaky = app.task(run_mode=RunMode.PROCESS, retry=2)(process_tasks.fail_until_third)
-    async with app:
+    async with app, asyncio.timeout(30):
         job = await slow.push(0.3)
         await job.wait()
         assert job.status is JobStatus.TIMEOUT
@@ -167,12 +168,12 @@ async def test_process_timeout_and_retry(app: Jobify, tmp_path: Path) -> None:
 
 
 async def test_custom_processpool_executor_is_used() -> None:
-    pool = ProcessPoolExecutor(max_workers=1)
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
     app = Jobify(storage=False, processpool_executor=pool)
     task = app.task(run_mode=RunMode.PROCESS)(process_tasks.worker_pid)
     try:
         pool_pid = pool.submit(os.getpid).result(timeout=30)
-        async with app:
+        async with app, asyncio.timeout(30):
             assert await (await task.push()) == pool_pid
         assert pool.submit(os.getpid).result(timeout=30) == pool_pid  # left open
     finally:
