@@ -273,7 +273,11 @@ class Jobify(_Registrar):
                 stack.push_async_callback(stop)
             self._persistence = self._make_persistence()
             self._scheduler = Scheduler(
-                loop, Executor(self.configs, self.state, pools), self._persistence, self._wall
+                loop,
+                Executor(self.configs, self.state, pools),
+                self._persistence,
+                self._wall,
+                self.configs.tz,
             )
             storage = self.configs.storage
             if storage is not None:

@@ -58,17 +58,19 @@ class Job(Generic[T]):
     __slots__ = (
         "_entry",
         "_exception",
+        "_exec_at",
         "_final",
         "_result",
         "_waiters",
-        "exec_at",
         "id",
         "status",
     )
 
-    def __init__(self, job_id: str, exec_at: datetime, entry: JobEntry | None = None) -> None:
+    def __init__(
+        self, job_id: str, exec_at: datetime | None = None, entry: JobEntry | None = None
+    ) -> None:
         self.id = job_id
-        self.exec_at = exec_at
+        self._exec_at = exec_at
         self.status = JobStatus.SCHEDULED
         self._result: Any = None
         self._exception: BaseException | None = None
@@ -78,6 +80,21 @@ class Job(Generic[T]):
 
     def __repr__(self) -> str:
         return f"<Job id={self.id!r} status={self.status.value} exec_at={self.exec_at.isoformat()}>"
+
+    @property
+    def exec_at(self) -> datetime:
+        """When the job runs next (or ran last), aware, in the app's (or the Cron's) zone."""
+        entry = self._entry
+        if entry is not None:
+            # Derived on access: a waiting job keeps a float, not a datetime.
+            return datetime.fromtimestamp(entry.exec_ts, entry.tz or entry.scheduler.tz)
+        if self._exec_at is None:
+            raise AttributeError("exec_at is not known before the job is scheduled")
+        return self._exec_at
+
+    @exec_at.setter
+    def exec_at(self, value: datetime) -> None:
+        self._exec_at = value
 
     @property
     def cron_expression(self) -> str | None:

@@ -60,24 +60,27 @@ def _policy_from_json(data: Any) -> AnyMisfirePolicy:
     return MisfirePolicy(data)
 
 
+AT_TRIGGER = json.dumps({"v": TRIGGER_VERSION, "type": "at"}, separators=(",", ":")).encode()
+"""Every one-shot job has this trigger document: encoded once, recognised by equality."""
+
+
 def encode_trigger(entry: JobEntry) -> bytes:
     cron = entry.cron
     if cron is None:
-        doc: dict[str, Any] = {"v": TRIGGER_VERSION, "type": "at"}
-    else:
-        doc = {
-            "v": TRIGGER_VERSION,
-            "type": "cron",
-            "expr": cron.expression,
-            "cron_tz": _tz_key(cron.tz),
-            "tz": _tz_key(entry.tz),
-            "max_runs": cron.max_runs,
-            "max_failures": cron.max_failures,
-            "misfire": _policy_to_json(cron.misfire_policy),
-            "start": cron.start_date.isoformat() if cron.start_date is not None else None,
-            "runs": entry.runs,
-            "failures": entry.failures,
-        }
+        return AT_TRIGGER
+    doc = {
+        "v": TRIGGER_VERSION,
+        "type": "cron",
+        "expr": cron.expression,
+        "cron_tz": _tz_key(cron.tz),
+        "tz": _tz_key(entry.tz),
+        "max_runs": cron.max_runs,
+        "max_failures": cron.max_failures,
+        "misfire": _policy_to_json(cron.misfire_policy),
+        "start": cron.start_date.isoformat() if cron.start_date is not None else None,
+        "runs": entry.runs,
+        "failures": entry.failures,
+    }
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
@@ -148,6 +151,8 @@ class Persistence:
             return None
         try:
             arguments = self.codec.decode(route.name, record.arguments, self._hints_for(route))
+            if record.trigger == AT_TRIGGER:
+                return RestoredJob(record, route, arguments, None, None, 0, 0)
             doc = json.loads(record.trigger)
             if not isinstance(doc, dict) or doc.get("v") != TRIGGER_VERSION:
                 raise ValueError(f"unknown trigger format {doc!r:.80}")
@@ -206,8 +211,7 @@ class Persistence:
                     log.error("job %r cannot be restored (%s); left in storage", record.job_id, exc)
                     continue
                 tz = tz or app_tz
-            exec_at = datetime.fromtimestamp(record.exec_at, tz or app_tz)
-            job: Job[Any] = Job(record.job_id, exec_at)
+            job: Job[Any] = Job(record.job_id)
             entry = JobEntry(
                 scheduler,
                 restored.route,

@@ -289,13 +289,9 @@ class Submitter:
                 if existing.cron.expression == cron.expression and existing.tz == tz:
                     exec_at = datetime.fromtimestamp(existing.exec_ts, tz)
             exec_ts = exec_at.timestamp()
-        else:
-            assert exec_ts is not None
-            exec_at = datetime.fromtimestamp(exec_ts, app.configs.tz)
+        assert exec_ts is not None
         if job is None:
-            job = Job(job_id, exec_at)
-        else:
-            job.exec_at = exec_at
+            job = Job(job_id)
         durable = route.options.durable and app._persistence is not None
         entry = JobEntry(
             scheduler, route, job, arguments, exec_ts, durable, cron, parser, tz, runs, failures

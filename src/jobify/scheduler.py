@@ -19,7 +19,7 @@ import inspect
 import logging
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from jobify.jobs import Job, JobStatus
@@ -120,8 +120,10 @@ class Scheduler:
         executor: Executor,
         persistence: Persistence | None,
         wall: Callable[[], float] = time.time,
+        tz: tzinfo = UTC,
     ) -> None:
         self.loop = loop
+        self.tz = tz
         self.executor = executor
         self.persistence = persistence
         self.wall = wall
@@ -331,7 +333,6 @@ class Scheduler:
         if self.jobs.get(job.id) is not entry:
             return
         entry.exec_ts = nxt.timestamp()
-        job.exec_at = nxt
         if runs == 0:
             job.status = JobStatus.SCHEDULED
         if entry.durable and self.persistence is not None:
