@@ -227,8 +227,11 @@ class Submitter:
         )
 
         async def innermost(c: OuterContext) -> Job[Any]:
+            # Middleware may have rewritten the arguments: bind them again, so a bad rewrite
+            # is a TypeError here, at scheduling time, not a failure when the job runs.
+            arguments = route.bind((), dict(c.arguments))
             return await self._finish_submit(
-                route, c.arguments, exec_ts, cron, parser, tz, job_id, replace, job
+                route, arguments, exec_ts, cron, parser, tz, job_id, replace, job
             )
 
         result: Job[T] = await compose(outer, innermost)(ctx)

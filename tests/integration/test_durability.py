@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from jobify import Cron, Job, Jobify, JobStatus, MisfirePolicy
 from jobify.exceptions import SerializationError, StorageError
 from jobify.storage import SQLiteStorage
+from jobify.typeadapter import PydanticConverter
 
 TABLE = "jobify_schedules"
 
@@ -308,3 +310,45 @@ async def test_corrupted_database_file_is_a_clear_error(tmp_path: Path) -> None:
         await app.startup()
     assert str(db) in str(info.value)
     assert app.get_active_jobs() == []
+
+
+class Address(BaseModel):
+    city: str
+
+
+class User(BaseModel):
+    name: str
+    address: Address
+    tags: list[str]
+
+
+async def test_pydantic_models_round_trip_through_sqlite(tmp_path: Path) -> None:
+    db = tmp_path / "jobs.db"
+    received: list[Any] = []
+
+    def build() -> Jobify:
+        conv = PydanticConverter()
+        app = Jobify(storage=SQLiteStorage(db), dumper=conv, loader=conv)
+
+        @app.task
+        async def welcome(user: User, users: list[User]) -> str:
+            received.append((user, users))
+            return user.name
+
+        return app
+
+    alice = User(name="alice", address=Address(city="Oslo"), tags=["a"])
+    bob = User(name="bob", address=Address(city="Rome"), tags=[])
+    app = build()
+    async with app:
+        await app._registry.routes["welcome"].schedule(alice, [bob]).delay(0.05, job_id="w")
+        await app.shutdown()
+    await asyncio.sleep(0.06)
+    app2 = build()
+    async with app2:
+        job = app2.find_job("w")
+        assert job is not None
+        assert await job == "alice"
+    ((user, users),) = received
+    assert type(user) is User and user == alice
+    assert users == [bob] and type(users[0]) is User
