@@ -8,11 +8,12 @@ callers (the argument codec, the storage restore path) need to handle exactly on
 from __future__ import annotations
 
 import builtins
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 from jobify.exceptions import SerializationError
 
-__all__ = ["Serializer", "decode_error", "encode_error", "type_name"]
+__all__ = ["LibrarySerializer", "Serializer", "decode_error", "encode_error", "type_name"]
 
 
 @runtime_checkable
@@ -55,3 +56,34 @@ def decode_error(serializer: str, exc: BaseException) -> SerializationError:
         f"{serializer} cannot decode the data ({type_name(type(exc))}: {exc}); "
         "it is corrupted or was written by a different serializer"
     )
+
+
+class LibrarySerializer:
+    """A serializer that is one ``dumps``/``loads`` pair of a third-party library.
+
+    Subclasses import the library in ``__init__`` (so a missing extra is reported where the
+    serializer is chosen, not at ``import jobify.serializers``) and set the two functions; the
+    error mapping to :class:`~jobify.exceptions.SerializationError` lives here, once.
+    """
+
+    __slots__ = ("_dumps", "_loads")
+
+    _dumps: Callable[[Any], bytes]
+    _loads: Callable[[bytes], Any]
+
+    def dumpb(self, obj: Any) -> bytes:
+        """Encode ``obj``; every library error becomes a SerializationError naming the type."""
+        try:
+            return self._dumps(obj)
+        except Exception as exc:  # TypeError/ValueError/OverflowError or the library's own
+            raise encode_error(type(self).__name__, obj, exc) from exc
+
+    def loadb(self, data: bytes) -> Any:
+        """Decode bytes written by :meth:`dumpb`."""
+        try:
+            return self._loads(data)
+        except Exception as exc:
+            raise decode_error(type(self).__name__, exc) from exc
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"

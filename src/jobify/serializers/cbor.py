@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from jobify.exceptions import MissingDependencyError
-from jobify.serializers.base import decode_error, encode_error
+from jobify.serializers.base import LibrarySerializer
 
 __all__ = ["CBORSerializer"]
 
 
-class CBORSerializer:
+class CBORSerializer(LibrarySerializer):
     """CBOR via cbor2 (extra: ``pip install 'jobify[cbor]'``).
 
     CBOR has more native types than JSON; cbor2 round-trips:
@@ -34,7 +31,7 @@ class CBORSerializer:
     :class:`~jobify.exceptions.MissingDependencyError`.
     """
 
-    __slots__ = ("_dumps", "_loads")
+    __slots__ = ()
 
     def __init__(self) -> None:
         """Import cbor2 now (not at ``import jobify.serializers``), so a missing extra is
@@ -43,22 +40,5 @@ class CBORSerializer:
             import cbor2
         except ImportError as exc:
             raise MissingDependencyError("cbor2", "cbor", "CBORSerializer") from exc
-        self._dumps: Callable[[Any], bytes] = cbor2.dumps
-        self._loads: Callable[[bytes], Any] = cbor2.loads
-
-    def dumpb(self, obj: Any) -> bytes:
-        """Encode ``obj`` as CBOR bytes."""
-        try:
-            return self._dumps(obj)
-        except Exception as exc:  # cbor2.CBOREncodeError, or TypeError/ValueError from values
-            raise encode_error("CBORSerializer", obj, exc) from exc
-
-    def loadb(self, data: bytes) -> Any:
-        """Decode CBOR bytes."""
-        try:
-            return self._loads(data)
-        except Exception as exc:
-            raise decode_error("CBORSerializer", exc) from exc
-
-    def __repr__(self) -> str:
-        return "CBORSerializer()"
+        self._dumps = cbor2.dumps
+        self._loads = cbor2.loads

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import partial
-from typing import Any
 
 from jobify.exceptions import MissingDependencyError
-from jobify.serializers.base import decode_error, encode_error
+from jobify.serializers.base import LibrarySerializer
 
 __all__ = ["MsgpackSerializer"]
 
 
-class MsgpackSerializer:
+class MsgpackSerializer(LibrarySerializer):
     """MessagePack via `msgpack <https://msgpack.org>`_ (extra: ``pip install 'jobify[msgpack]'``).
 
     What round-trips: ``dict``, ``list``, ``str``, ``bytes`` (kept apart from ``str``:
@@ -34,7 +32,7 @@ class MsgpackSerializer:
     :class:`~jobify.exceptions.MissingDependencyError`.
     """
 
-    __slots__ = ("_dumps", "_loads")
+    __slots__ = ()
 
     def __init__(self) -> None:
         """Import msgpack now (not at ``import jobify.serializers``), so a missing extra is
@@ -43,28 +41,7 @@ class MsgpackSerializer:
             import msgpack
         except ImportError as exc:
             raise MissingDependencyError("msgpack", "msgpack", "MsgpackSerializer") from exc
-        self._dumps: Callable[[Any], bytes] = partial(
-            msgpack.packb, use_bin_type=True, datetime=True
-        )
-        self._loads: Callable[[bytes], Any] = partial(
+        self._dumps = partial(msgpack.packb, use_bin_type=True, datetime=True)
+        self._loads = partial(
             msgpack.unpackb, raw=False, use_list=True, strict_map_key=False, timestamp=3
         )
-
-    def dumpb(self, obj: Any) -> bytes:
-        """Encode ``obj`` as MessagePack bytes."""
-        try:
-            return self._dumps(obj)
-        # msgpack reports an unsupported type as TypeError, a too-large int as OverflowError
-        # and a naive datetime as ValueError.
-        except Exception as exc:
-            raise encode_error("MsgpackSerializer", obj, exc) from exc
-
-    def loadb(self, data: bytes) -> Any:
-        """Decode MessagePack bytes."""
-        try:
-            return self._loads(data)
-        except Exception as exc:
-            raise decode_error("MsgpackSerializer", exc) from exc
-
-    def __repr__(self) -> str:
-        return "MsgpackSerializer()"

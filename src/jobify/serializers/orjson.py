@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from jobify.exceptions import MissingDependencyError
-from jobify.serializers.base import decode_error, encode_error
+from jobify.serializers.base import LibrarySerializer
 
 __all__ = ["OrjsonSerializer"]
 
 
-class OrjsonSerializer:
+class OrjsonSerializer(LibrarySerializer):
     """JSON via `orjson <https://github.com/ijl/orjson>`_ (extra: ``pip install 'jobify[orjson]'``).
 
     What round-trips: ``dict`` with str keys, ``list``, ``str``, ``int`` (64-bit range; larger
@@ -31,7 +28,7 @@ class OrjsonSerializer:
     :class:`~jobify.exceptions.MissingDependencyError`.
     """
 
-    __slots__ = ("_dumps", "_loads")
+    __slots__ = ()
 
     def __init__(self) -> None:
         """Import orjson now (not at ``import jobify.serializers``), so a missing extra is
@@ -40,22 +37,5 @@ class OrjsonSerializer:
             import orjson
         except ImportError as exc:
             raise MissingDependencyError("orjson", "orjson", "OrjsonSerializer") from exc
-        self._dumps: Callable[[Any], bytes] = orjson.dumps
-        self._loads: Callable[[bytes], Any] = orjson.loads
-
-    def dumpb(self, obj: Any) -> bytes:
-        """Encode ``obj`` as JSON bytes."""
-        try:
-            return self._dumps(obj)
-        except Exception as exc:  # orjson.JSONEncodeError is a TypeError
-            raise encode_error("OrjsonSerializer", obj, exc) from exc
-
-    def loadb(self, data: bytes) -> Any:
-        """Decode JSON bytes."""
-        try:
-            return self._loads(data)
-        except Exception as exc:
-            raise decode_error("OrjsonSerializer", exc) from exc
-
-    def __repr__(self) -> str:
-        return "OrjsonSerializer()"
+        self._dumps = orjson.dumps
+        self._loads = orjson.loads

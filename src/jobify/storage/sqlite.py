@@ -220,11 +220,7 @@ class SQLiteStorage(Storage):
         check_record(record)
         batch = self._enqueue()
         batch.ops[record.job_id] = record
-        waiter = self._loop_().create_future()
-        batch.waiters.append(waiter)
-        if self._inflight is None:
-            self._dispatch()
-        await waiter
+        await self._commit_of(batch)
 
     async def save_many(self, records: Sequence[JobRecord]) -> None:
         """Insert or replace every record in one transaction; return once committed."""
@@ -236,21 +232,13 @@ class SQLiteStorage(Storage):
         batch = self._enqueue()
         for record in records:
             batch.ops[record.job_id] = record
-        waiter = self._loop_().create_future()
-        batch.waiters.append(waiter)
-        if self._inflight is None:
-            self._dispatch()
-        await waiter
+        await self._commit_of(batch)
 
     async def delete(self, job_id: str) -> None:
         """Delete the record (no error when absent); return once committed."""
         batch = self._enqueue()
         batch.ops[job_id] = None
-        waiter = self._loop_().create_future()
-        batch.waiters.append(waiter)
-        if self._inflight is None:
-            self._dispatch()
-        await waiter
+        await self._commit_of(batch)
 
     def save_soon(self, record: JobRecord) -> None:
         """Queue an insert-or-replace into the next group commit; a failure is logged."""
@@ -333,6 +321,14 @@ class SQLiteStorage(Storage):
         if self._pending.ops:
             self._dispatch()
 
+    async def _commit_of(self, batch: _Batch) -> None:
+        """Wait for ``batch`` to be committed, dispatching it now if the thread is idle."""
+        waiter = self._loop_().create_future()
+        batch.waiters.append(waiter)
+        if self._inflight is None:
+            self._dispatch()
+        await waiter
+
     async def _drain(self) -> None:
         """Wait for the batch holding the most recent write, if any is outstanding."""
         if self._pending.ops:
@@ -341,11 +337,7 @@ class SQLiteStorage(Storage):
             batch = self._inflight
         else:
             return
-        waiter = self._loop_().create_future()
-        batch.waiters.append(waiter)
-        if self._inflight is None:
-            self._dispatch()
-        await waiter
+        await self._commit_of(batch)
 
     # -- the worker thread ------------------------------------------------------------------
 
