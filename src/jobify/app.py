@@ -127,7 +127,6 @@ class Jobify(_Registrar):
             cron_factory=cron_factory or create_crontab,
             threadpool_executor=threadpool_executor,
             processpool_executor=processpool_executor,
-            extra={},
         )
         self.state = State()
         self.lifespan = lifespan

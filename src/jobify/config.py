@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 if TYPE_CHECKING:
@@ -29,4 +29,3 @@ class JobifyConfiguration:
     cron_factory: CronFactory
     threadpool_executor: Executor | None
     processpool_executor: Executor | None
-    extra: dict[str, Any]
