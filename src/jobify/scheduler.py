@@ -306,7 +306,8 @@ class Scheduler:
                 getattr(cron.misfire_policy, "name", cron.misfire_policy),
                 runs,
             )
-        for _ in range(runs):
+        done_fire = fire
+        for i in range(runs):
             job.status = JobStatus.RUNNING
             status, result, exc = await self.executor.execute(entry)
             entry.runs += 1
@@ -330,6 +331,12 @@ class Scheduler:
                 job._finish(status, result, exc)
                 return
             job._resolve(status, result, exc)
+            if i + 1 < runs and entry.durable and self.persistence is not None:
+                # ALL runs several missed fires in a row: record progress fire by fire, so
+                # a crash half-way repeats only the run in progress, not the finished ones.
+                done_fire = parser.next_run(now=done_fire)
+                entry.exec_ts = done_fire.timestamp()
+                await self.persistence.save(entry)
         if self.jobs.get(job.id) is not entry:
             return
         entry.exec_ts = nxt.timestamp()

@@ -352,3 +352,36 @@ async def test_pydantic_models_round_trip_through_sqlite(tmp_path: Path) -> None
     ((user, users),) = received
     assert type(user) is User and user == alice
     assert users == [bob] and type(users[0]) is User
+
+
+async def test_misfire_all_records_progress_fire_by_fire(tmp_path: Path) -> None:
+    """ALL runs missed fires one after another; each finished one is committed before the
+    next starts, so a crash half-way would repeat only the run in progress."""
+    db = tmp_path / "jobs.db"
+    seen: list[tuple[int, float]] = []
+
+    def build() -> Jobify:
+        app = Jobify(storage=SQLiteStorage(db))
+
+        @app.task
+        async def catch_up() -> None:
+            (row,) = rows(db)
+            seen.append((json.loads(row[3])["runs"], row[2]))
+
+        return app
+
+    start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
+    app = build()
+    async with app:
+        cron = Cron("* * * * * * *", misfire_policy=MisfirePolicy.ALL, start_date=start)
+        await app._registry.routes["catch_up"].schedule().cron(cron, job_id="c")
+    await asyncio.sleep((start - datetime.now(UTC)).total_seconds() + 2.2)
+    async with build() as app2:
+        job = app2.find_job("c")
+        assert job is not None
+        while len(seen) < 3:
+            await job.wait()
+    runs = [r for r, _ in seen[:3]]
+    fires = [f for _, f in seen[:3]]
+    assert runs == [0, 1, 2]
+    assert fires == [start.timestamp(), start.timestamp() + 1, start.timestamp() + 2]
