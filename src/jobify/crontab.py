@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 from jobify.cron.engine import day_is_unambiguous, next_fire
 from jobify.cron.parse import MAX_YEAR, MIN_YEAR, CronSpec, parse
@@ -20,6 +21,8 @@ __all__ = ["CronExpression", "create_crontab"]
 # Precomputed steps for the same-hour fast path (a jump is at most one hour).
 _SECONDS = tuple(timedelta(seconds=n) for n in range(3601))
 _ONE_SECOND = _SECONDS[1]
+# The app's default zone; ZoneInfo caches instances per key, so identity is a cheap test.
+_ZONE_UTC = ZoneInfo("UTC")
 
 
 class CronExpression:
@@ -69,7 +72,11 @@ class CronExpression:
         Raises :class:`ValueError` for a naive ``now`` and
         :class:`~jobify.exceptions.CronExhaustedError` if the expression never fires again.
         """
-        if self._every_second and type(now.tzinfo) is timezone and now.year < MAX_YEAR:
+        if (
+            self._every_second
+            and now.year < MAX_YEAR
+            and (type(now.tzinfo) is timezone or now.tzinfo is _ZONE_UTC)
+        ):
             if now.microsecond:
                 return now.replace(microsecond=0) + _ONE_SECOND
             return now + _ONE_SECOND
