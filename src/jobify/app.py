@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 from jobify.config import JobifyConfiguration
 from jobify.context import State
 from jobify.exceptions import ApplicationStateError
-from jobify.execution import Executor, Pools, build_pipeline
+from jobify.execution import Executor, Pools, build_pipeline, is_bare
 from jobify.jobs import Job
 from jobify.router import JobRouter, Registry, RootRoute, Route, _check_handlers, _Registrar
 from jobify.schedule import Submitter
@@ -339,6 +339,7 @@ class Jobify(_Registrar):
                 self.exception_handlers,
             ]
             route.pipeline = build_pipeline(route, middleware, handlers, pools)
+            route.bare = is_bare(route, middleware, handlers)
             if outer:
                 self._outer_chains[route.name] = outer
 

@@ -130,6 +130,7 @@ class Route(Generic[P, T]):
         self._process_ref: tuple[str, str] | None = None
         # Composed at app startup (execution.build_pipeline); None before.
         self.pipeline: Any = None
+        self.bare = False
 
     @property
     def name(self) -> str:
