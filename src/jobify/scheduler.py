@@ -43,6 +43,7 @@ log = logging.getLogger("jobify.scheduler")
 WATCHDOG_INTERVAL = 60.0
 CLOCK_JUMP_THRESHOLD = 1.0
 EARLY_TOLERANCE = 0.001
+PREWAKE = 0.02
 ON_TIME_SECONDS = MISFIRE_TOLERANCE.total_seconds()
 
 
@@ -205,10 +206,15 @@ class Scheduler:
         if delay <= 0:
             entry.timer = None
             self._start(entry)
-        else:
-            entry.timer = self.loop.call_at(
-                self.loop.time() + delay, self._fire_cb, entry, context=self._context
-            )
+            return
+        if delay > 2 * PREWAKE:
+            # Linux lets an epoll wait overrun by 0.1% of its length (timer slack): a
+            # one-second wait ends ~1 ms late. Stop PREWAKE short; _fire then finishes the
+            # wait with a short timer whose overrun is a few microseconds.
+            delay -= PREWAKE
+        entry.timer = self.loop.call_at(
+            self.loop.time() + delay, self._fire_cb, entry, context=self._context
+        )
 
     def _fire(self, entry: JobEntry) -> None:
         entry.timer = None

@@ -150,3 +150,28 @@ async def test_idle_cost_is_one_watchdog_timer(app: Jobify) -> None:
         assert app._scheduler._watchdog is not watchdog
         assert len(live_timers(loop)) == before + 4
     assert len(live_timers(loop)) == before
+
+
+async def test_long_waits_stop_short_and_finish_with_a_short_timer() -> None:
+    """A wait longer than 2 x PREWAKE is armed PREWAKE early (kernel timer slack grows with
+    the wait), then finished with a short timer; the job still never runs early."""
+    from jobify.scheduler import PREWAKE
+
+    app = Jobify(storage=False)
+    started: list[float] = []
+
+    @app.task
+    async def job() -> None:
+        started.append(time.time())
+
+    async with app:
+        loop = asyncio.get_running_loop()
+        handle = await job.schedule().delay(0.15)
+        entry = handle._entry
+        assert entry is not None and entry.timer is not None
+        first_when = entry.timer.when()
+        deadline_loop = loop.time() + (entry.exec_ts - time.time())
+        assert abs((deadline_loop - first_when) - PREWAKE) < 0.005
+        await handle.wait()
+    assert started[0] >= entry.exec_ts
+    assert handle.status is JobStatus.SUCCESS
