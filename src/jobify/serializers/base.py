@@ -8,12 +8,21 @@ callers (the argument codec, the storage restore path) need to handle exactly on
 from __future__ import annotations
 
 import builtins
+import importlib
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any, Protocol, runtime_checkable
 
-from jobify.exceptions import SerializationError
+from jobify.exceptions import MissingDependencyError, SerializationError
 
-__all__ = ["LibrarySerializer", "Serializer", "decode_error", "encode_error", "type_name"]
+__all__ = [
+    "LibrarySerializer",
+    "Serializer",
+    "decode_error",
+    "encode_error",
+    "import_extra",
+    "type_name",
+]
 
 
 @runtime_checkable
@@ -56,6 +65,14 @@ def decode_error(serializer: str, exc: BaseException) -> SerializationError:
         f"{serializer} cannot decode the data ({type_name(type(exc))}: {exc}); "
         "it is corrupted or was written by a different serializer"
     )
+
+
+def import_extra(module: str, extra: str, feature: str) -> ModuleType:
+    """Import an optional dependency, or raise MissingDependencyError naming the extra."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependencyError(module, extra, feature) from exc
 
 
 class LibrarySerializer:

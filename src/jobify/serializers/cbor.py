@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from jobify.exceptions import MissingDependencyError
-from jobify.serializers.base import LibrarySerializer
+from jobify.serializers.base import LibrarySerializer, import_extra
 
 __all__ = ["CBORSerializer"]
 
@@ -36,9 +35,6 @@ class CBORSerializer(LibrarySerializer):
     def __init__(self) -> None:
         """Import cbor2 now (not at ``import jobify.serializers``), so a missing extra is
         reported where the serializer is chosen."""
-        try:
-            import cbor2
-        except ImportError as exc:
-            raise MissingDependencyError("cbor2", "cbor", "CBORSerializer") from exc
+        cbor2 = import_extra("cbor2", "cbor", "CBORSerializer")
         self._dumps = cbor2.dumps
         self._loads = cbor2.loads

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from jobify.exceptions import MissingDependencyError
-from jobify.serializers.base import LibrarySerializer
+from jobify.serializers.base import LibrarySerializer, import_extra
 
 __all__ = ["MsgpackSerializer"]
 
@@ -37,10 +36,7 @@ class MsgpackSerializer(LibrarySerializer):
     def __init__(self) -> None:
         """Import msgpack now (not at ``import jobify.serializers``), so a missing extra is
         reported where the serializer is chosen."""
-        try:
-            import msgpack
-        except ImportError as exc:
-            raise MissingDependencyError("msgpack", "msgpack", "MsgpackSerializer") from exc
+        msgpack = import_extra("msgpack", "msgpack", "MsgpackSerializer")
         self._dumps = partial(msgpack.packb, use_bin_type=True, datetime=True)
         self._loads = partial(
             msgpack.unpackb, raw=False, use_list=True, strict_map_key=False, timestamp=3

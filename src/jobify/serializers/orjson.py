@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from jobify.exceptions import MissingDependencyError
-from jobify.serializers.base import LibrarySerializer
+from jobify.serializers.base import LibrarySerializer, import_extra
 
 __all__ = ["OrjsonSerializer"]
 
@@ -33,9 +32,6 @@ class OrjsonSerializer(LibrarySerializer):
     def __init__(self) -> None:
         """Import orjson now (not at ``import jobify.serializers``), so a missing extra is
         reported where the serializer is chosen."""
-        try:
-            import orjson
-        except ImportError as exc:
-            raise MissingDependencyError("orjson", "orjson", "OrjsonSerializer") from exc
+        orjson = import_extra("orjson", "orjson", "OrjsonSerializer")
         self._dumps = orjson.dumps
         self._loads = orjson.loads
