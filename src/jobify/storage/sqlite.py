@@ -41,6 +41,8 @@ logger = logging.getLogger("jobify.storage")
 
 
 _MEMORY = ":memory:"
+SMALL_BATCH = 4
+"""Batches up to this many writes are latency-bound (see :mod:`jobify.storage.affinity`)."""
 SOON_DELAY = 0.005
 """Seconds a batch holding only ``*_soon`` writes waits for an awaited write to join it."""
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -297,7 +299,8 @@ class SQLiteStorage(Storage):
         batch, self._pending = self._pending, _Batch()
         self._inflight = batch
         work = partial(self._commit_sync, batch.ops)
-        self._thread_().submit(work, partial(self._batch_done, batch))
+        small = len(batch.ops) <= SMALL_BATCH
+        self._thread_().submit(work, partial(self._batch_done, batch), small=small)
 
     def _batch_done(self, batch: _Batch, _result: object, error: BaseException | None) -> None:
         self._inflight = None

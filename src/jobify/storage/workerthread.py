@@ -10,6 +10,8 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from jobify.storage.affinity import CpuFollower
+
 __all__ = ["Done", "WorkerThread"]
 
 logger = logging.getLogger("jobify.storage")
@@ -38,9 +40,18 @@ class WorkerThread:
         # Daemon: a storage the app forgot to shut down must not keep the interpreter alive.
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
+        self._cpu = CpuFollower(self._thread)
 
-    def submit(self, work: Callable[[], Any], done: Done) -> None:
-        """Queue ``work``; ``done`` is called on the loop with its outcome."""
+    def submit(self, work: Callable[[], Any], done: Done, *, small: bool = False) -> None:
+        """Queue ``work``; ``done`` is called on the loop with its outcome.
+
+        ``small`` work is latency-bound: the thread then runs on the loop's CPU (see
+        :mod:`jobify.storage.affinity`); other work may run on any CPU.
+        """
+        if small:
+            self._cpu.follow()
+        else:
+            self._cpu.release()
         self._jobs.put((work, done))
 
     async def call(self, work: Callable[[], Any]) -> Any:
