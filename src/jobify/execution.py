@@ -254,8 +254,11 @@ class Executor:
     async def _call_bare(entry: JobEntry) -> Outcome:
         """A task with nothing around it (see ``is_bare``): no context, no pipeline frames."""
         route = entry.route
-        args, kwargs = route.call_args(entry.arguments)
+        arguments = entry.arguments
         try:
+            if type(arguments) is tuple:  # every parameter given positionally: call so
+                return JobStatus.SUCCESS, await route.func(*arguments), None
+            args, kwargs = route.call_args(arguments)
             return JobStatus.SUCCESS, await route.func(*args, **kwargs), None
         except Exception as exc:
             log.warning("job %r of task %r failed: %r", entry.job.id, route.name, exc)
