@@ -48,18 +48,7 @@ class CronExpression:
         # needs the minute and second tables.  Replaced whole (one atomic store), so sharing
         # the object across threads is safe.
         self._hour: tuple[int, int, int, int, object] | None = None
-        spec = self.spec
-        # Every second of every day (7 fields, all wildcards): in a fixed-offset zone wall
-        # time is real time, so the next fire is simply the next whole second.
-        self._every_second = (
-            len(spec.seconds) == 60
-            and len(spec.minutes) == 60
-            and len(spec.hours) == 24
-            and not spec.dom_restricted
-            and not spec.dow_restricted
-            and len(spec.months) == 12
-            and len(spec.years) == MAX_YEAR - MIN_YEAR + 1
-        )
+        self._every_second = _is_every_second(self.spec)
 
     @property
     def hour_is_fixed(self) -> bool:
@@ -80,6 +69,9 @@ class CronExpression:
             if now.microsecond:
                 return now.replace(microsecond=0) + _ONE_SECOND
             return now + _ONE_SECOND
+        return self._next_run(now)
+
+    def _next_run(self, now: datetime) -> datetime:
         memo = self._hour
         if (
             memo is not None
@@ -123,9 +115,41 @@ class CronExpression:
         return hash(self.expression)
 
 
+def _is_every_second(spec: CronSpec) -> bool:
+    """Every second of every day (7 fields, all wildcards): in a fixed-offset zone wall time
+    is real time, so the next fire is simply the next whole second."""
+    return (
+        len(spec.seconds) == 60
+        and len(spec.minutes) == 60
+        and len(spec.hours) == 24
+        and not spec.dom_restricted
+        and not spec.dow_restricted
+        and len(spec.months) == 12
+        and len(spec.years) == MAX_YEAR - MIN_YEAR + 1
+    )
+
+
+class _EverySecond(CronExpression):
+    """``* * * * * * *``: a scheduler calls it once a second per job, so its common case
+    (a whole second in a fixed-offset zone) is one check and one addition."""
+
+    __slots__ = ()
+
+    def next_run(self, *, now: datetime) -> datetime:
+        tz = now.tzinfo
+        if (
+            (tz is _ZONE_UTC or type(tz) is timezone)
+            and not now.microsecond
+            and now.year < MAX_YEAR
+        ):
+            return now + _ONE_SECOND
+        return super().next_run(now=now)
+
+
 @functools.lru_cache(maxsize=1024)
 def _create_cached(expression: str) -> CronExpression:
-    return CronExpression(expression)
+    cls = _EverySecond if _is_every_second(parse(expression)) else CronExpression
+    return cls(expression)
 
 
 def create_crontab(expression: str) -> CronExpression:

@@ -113,6 +113,16 @@ class JobEntry:
         await self.scheduler.cancel(self)
 
 
+class _Landing:
+    """One timer shared by the jobs due at one instant, for the last stretch of their wait."""
+
+    __slots__ = ("entries", "handle")
+
+    def __init__(self, handle: asyncio.TimerHandle) -> None:
+        self.handle = handle
+        self.entries: dict[JobEntry, None] = {}
+
+
 class Scheduler:
     """Owns the armed jobs of one app and drives them through execution."""
 
@@ -138,6 +148,7 @@ class Scheduler:
         # context and we would bind a method per armed job (100k timers = ~20 MB of them).
         self._fire_cb = self._fire
         self._context = contextvars.copy_context()
+        self._landings: dict[float, _Landing] = {}
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -154,9 +165,7 @@ class Scheduler:
             self._watchdog = None
         running: list[asyncio.Task[None]] = []
         for entry in list(self.jobs.values()):
-            if entry.timer is not None:
-                entry.timer.cancel()
-                entry.timer = None
+            self._disarm(entry)
             if entry.task is not None and not entry.task.done():
                 entry.task.cancel()
                 running.append(entry.task)
@@ -211,10 +220,46 @@ class Scheduler:
             # Linux lets an epoll wait overrun by 0.1% of its length (timer slack): a
             # one-second wait ends ~1 ms late. Stop PREWAKE short; _fire then finishes the
             # wait with a short timer whose overrun is a few microseconds.
-            delay -= PREWAKE
-        entry.timer = self.loop.call_at(
-            self.loop.time() + delay, self._fire_cb, entry, context=self._context
-        )
+            entry.timer = self.loop.call_at(
+                self.loop.time() + delay - PREWAKE, self._fire_cb, entry, context=self._context
+            )
+            return
+        # The last stretch: jobs due at the same instant (crons on the same second) share one
+        # timer, so a fan-out of many jobs costs one timer callback, not one per job.
+        landing = self._landings.get(entry.exec_ts)
+        if landing is None:
+            handle = self.loop.call_at(
+                self.loop.time() + delay, self._land, entry.exec_ts, context=self._context
+            )
+            landing = self._landings[entry.exec_ts] = _Landing(handle)
+        landing.entries[entry] = None
+        entry.timer = landing.handle
+
+    def _disarm(self, entry: JobEntry) -> None:
+        """Stop the entry's timer (its own, or its place in a shared landing)."""
+        timer = entry.timer
+        if timer is None:
+            return
+        entry.timer = None
+        landing = self._landings.get(entry.exec_ts)
+        if landing is not None and landing.handle is timer:
+            landing.entries.pop(entry, None)
+            if landing.entries:
+                return
+            del self._landings[entry.exec_ts]
+        timer.cancel()
+
+    def _land(self, exec_ts: float) -> None:
+        landing = self._landings.pop(exec_ts, None)
+        if landing is None:
+            return
+        early = exec_ts - self.wall() > EARLY_TOLERANCE
+        for entry in landing.entries:
+            entry.timer = None
+            if early:  # see _fire
+                self.arm(entry)
+            else:
+                self._start(entry)
 
     def _fire(self, entry: JobEntry) -> None:
         entry.timer = None
@@ -247,8 +292,7 @@ class Scheduler:
         """Re-arm every waiting timer from wall time (after a clock jump)."""
         for entry in list(self.jobs.values()):
             if entry.timer is not None:
-                entry.timer.cancel()
-                entry.timer = None
+                self._disarm(entry)
                 self.arm(entry)
 
     # -- cancel --------------------------------------------------------------------------
@@ -260,9 +304,7 @@ class Scheduler:
             return
         if self.jobs.get(job.id) is not entry:
             return
-        if entry.timer is not None:
-            entry.timer.cancel()
-            entry.timer = None
+        self._disarm(entry)
         if task is not None and not task.done():
             # Due (e.g. just pushed) but its task has not taken a step yet: the job has not
             # run, so cancelling is still "before it runs"; the coroutine never starts.
@@ -275,9 +317,7 @@ class Scheduler:
 
     def replace(self, old: JobEntry) -> None:
         """Retire ``old`` because a new job takes its id (the caller stores the new one)."""
-        if old.timer is not None:
-            old.timer.cancel()
-            old.timer = None
+        self._disarm(old)
         if self.jobs.get(old.job.id) is old:
             del self.jobs[old.job.id]
         if old.task is None or old.task.done():

@@ -175,3 +175,25 @@ async def test_long_waits_stop_short_and_finish_with_a_short_timer() -> None:
         await handle.wait()
     assert started[0] >= entry.exec_ts
     assert handle.status is JobStatus.SUCCESS
+
+
+async def test_jobs_due_at_one_instant_share_one_timer_and_cancel_alone() -> None:
+    app = Jobify(storage=False)
+    ran: list[int] = []
+
+    @app.task
+    async def job(i: int) -> None:
+        ran.append(i)
+
+    async with app:
+        at = datetime.fromtimestamp(time.time() + 0.03, UTC)
+        jobs = [await job.schedule(i).at(at) for i in range(5)]
+        entries = [j._entry for j in jobs]
+        assert all(e is not None for e in entries)
+        assert len({id(e.timer) for e in entries if e is not None}) == 1  # one shared timer
+        await jobs[2].cancel()
+        assert jobs[2].status is JobStatus.CANCELLED
+        for j in (jobs[0], jobs[1], jobs[3], jobs[4]):
+            await j.wait()
+        assert sorted(ran) == [0, 1, 3, 4]
+        assert app._scheduler._landings == {}

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jobify.cron import next_fire, parse
-from jobify.crontab import CronExpression
+from jobify.crontab import CronExpression, create_crontab
+from jobify.exceptions import CronExhaustedError
 
 EXPRESSIONS = [
     "* * * * * * *",
@@ -43,3 +45,30 @@ def test_memoised_next_run_equals_pure_engine(
         assert got == next_fire(spec, now)
         assert got.utcoffset() == next_fire(spec, now).utcoffset()
         now = got if chain else (now.astimezone(UTC) + timedelta(seconds=jump)).astimezone(tz)  # type: ignore[arg-type]
+
+
+EVERY_SECOND_ZONES = [UTC, ZoneInfo("UTC"), timezone(timedelta(hours=5, minutes=30))]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from([*EVERY_SECOND_ZONES, ZoneInfo("Europe/Berlin")]),
+    st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2099, 12, 31, 23, 59, 58)),
+)
+def test_every_second_fast_path_equals_pure_engine(tz: object, start: datetime) -> None:
+    cron = create_crontab("* * * * * * *")
+    now = start.replace(tzinfo=tz)  # type: ignore[arg-type]
+    assert cron.next_run(now=now) == next_fire(parse("* * * * * * *"), now)
+
+
+def test_every_second_fast_path_edges() -> None:
+    cron = create_crontab("* * * * * * *")
+    assert type(cron) is not CronExpression  # the specialised class
+    last = datetime(2098, 12, 31, 23, 59, 59, tzinfo=UTC)
+    assert cron.next_run(now=last) == datetime(2099, 1, 1, tzinfo=UTC)
+    with pytest.raises(CronExhaustedError):
+        cron.next_run(now=datetime(2099, 12, 31, 23, 59, 59, tzinfo=UTC))
+    with pytest.raises(ValueError, match="naive"):
+        cron.next_run(now=datetime(2024, 1, 1))
+    half = datetime(2024, 1, 1, 0, 0, 0, 500_000, tzinfo=UTC)
+    assert cron.next_run(now=half) == datetime(2024, 1, 1, 0, 0, 1, tzinfo=UTC)
