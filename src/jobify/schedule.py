@@ -184,15 +184,6 @@ class Submitter:
     ) -> Job[T]:
         self._check_running()
         job_id = _check_job_id(job_id)
-        scheduler = self.app._scheduler
-        existing = scheduler.jobs.get(job_id)
-        if existing is not None and not replace:
-            if self.identical(existing, route, exec_ts, cron, arguments):
-                if not force:
-                    return existing.job
-                replace = True
-            else:
-                raise DuplicateJobError(job_id)
         if cron is not None:
             parser = self.app._cron_parser(cron.expression)
             tz = cron.tz or self.app.configs.tz
@@ -201,14 +192,20 @@ class Submitter:
         else:
             parser = None
             tz = None
+        existing = self.app._scheduler.jobs.get(job_id)
+        if existing is not None and not replace:
+            if self.identical(existing, route, exec_ts, cron, arguments):
+                if not force:
+                    return existing.job
+                replace = True
+            else:
+                raise DuplicateJobError(job_id)
         outer = self.app._outer_chains.get(route.name)
         if outer is None:
             return await self._finish_submit(
                 route, arguments, exec_ts, cron, parser, tz, job_id, replace
             )
         job: Job[T] = Job(job_id, self._exec_at(exec_ts, cron, parser, tz))
-        from jobify.schedule import ScheduleBuilder
-
         args, kwargs = route.call_args(arguments)
         ctx = OuterContext(
             job=job,

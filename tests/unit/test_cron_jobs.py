@@ -144,3 +144,19 @@ async def test_start_date_delays_the_first_fire(app: Jobify) -> None:
         exact = datetime(2098, 3, 4, 5, 6, 7, tzinfo=UTC)
         job2 = await noop.schedule().cron(Cron(EVERY_SECOND, start_date=exact), job_id="exact")
         assert job2.exec_at == exact  # first match at/after start_date
+
+
+async def test_identical_cron_with_cron_args_is_a_no_op() -> None:
+    from jobify import Cron, Jobify
+
+    app = Jobify(storage=False)
+
+    @app.task
+    async def beat(name: str) -> None:
+        pass
+
+    async with app:
+        cron = Cron("0 0 1 1 *", args=("x",))
+        first = await beat.schedule("ignored").cron(cron, job_id="b")
+        again = await beat.schedule("ignored").cron(cron, job_id="b")
+        assert again is first
