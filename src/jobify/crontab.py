@@ -130,19 +130,34 @@ def _is_every_second(spec: CronSpec) -> bool:
 
 
 class _EverySecond(CronExpression):
-    """``* * * * * * *``: a scheduler calls it once a second per job, so its common case
-    (a whole second in a fixed-offset zone) is one check and one addition."""
+    """``* * * * * * *``: a scheduler asks it once a second per job, and walking missed fires
+    (the ``ALL`` misfire policy after downtime, ``jobify cron --next``) feeds each result back
+    in; its common cases cost one check and one addition."""
 
-    __slots__ = ()
+    __slots__ = ("_last",)
+
+    def __init__(self, expression: str) -> None:
+        super().__init__(expression)
+        # The last result: a whole second in a fixed-offset zone before MAX_YEAR. Any object
+        # ever stored here passed those checks, so a `now` that *is* it needs none of them
+        # (safe when threads share the instance: identity implies validity).
+        self._last: datetime | None = None
 
     def next_run(self, *, now: datetime) -> datetime:
+        if now is self._last:
+            nxt = now + _ONE_SECOND
+            if nxt.year < MAX_YEAR:
+                self._last = nxt
+                return nxt
         tz = now.tzinfo
         if (
             (tz is _ZONE_UTC or type(tz) is timezone)
             and not now.microsecond
             and now.year < MAX_YEAR
         ):
-            return now + _ONE_SECOND
+            nxt = now + _ONE_SECOND
+            self._last = nxt
+            return nxt
         return super().next_run(now=now)
 
 

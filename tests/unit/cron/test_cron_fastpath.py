@@ -72,3 +72,22 @@ def test_every_second_fast_path_edges() -> None:
         cron.next_run(now=datetime(2024, 1, 1))
     half = datetime(2024, 1, 1, 0, 0, 0, 500_000, tzinfo=UTC)
     assert cron.next_run(now=half) == datetime(2024, 1, 1, 0, 0, 1, tzinfo=UTC)
+
+
+def test_every_second_chained_memo_stops_at_the_last_supported_year() -> None:
+    cron = create_crontab("* * * * * * *")
+    now = datetime(2098, 12, 31, 23, 59, 58, tzinfo=UTC)
+    seen = []
+    for _ in range(3):
+        now = cron.next_run(now=now)  # chained: each result fed back in
+        seen.append(now)
+    assert seen == [
+        datetime(2098, 12, 31, 23, 59, 59, tzinfo=UTC),
+        datetime(2099, 1, 1, 0, 0, 0, tzinfo=UTC),
+        datetime(2099, 1, 1, 0, 0, 1, tzinfo=UTC),
+    ]
+    end = datetime(2099, 12, 31, 23, 59, 58, tzinfo=UTC)
+    last = cron.next_run(now=end)
+    assert last == datetime(2099, 12, 31, 23, 59, 59, tzinfo=UTC)
+    with pytest.raises(CronExhaustedError):
+        cron.next_run(now=last)
