@@ -61,6 +61,7 @@ class QueueMiddleware:
     def __init__(self, queue: JobifyQueue | None = None, workers: int = 100) -> None:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ValueError(f"workers must be an int >= 1, got {workers!r}")
+        self._own_queue = queue is None
         self.queue: JobifyQueue = queue if queue is not None else asyncio.PriorityQueue(1024)
         self.workers = workers
         self._tasks: list[asyncio.Task[None]] = []
@@ -130,3 +131,7 @@ class QueueMiddleware:
             if not item.future.done():
                 item.future.cancel()
             self.queue.task_done()
+        if self._own_queue:
+            # asyncio queues bind to the first loop that uses them: a fresh default queue
+            # lets the same middleware serve an app started again on another loop.
+            self.queue = asyncio.PriorityQueue(1024)

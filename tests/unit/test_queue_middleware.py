@@ -336,3 +336,31 @@ def test_defaults() -> None:
     assert mw.workers == 100
     assert isinstance(mw.queue, asyncio.PriorityQueue)
     assert mw.queue.maxsize == 1024
+
+
+def test_the_same_middleware_serves_apps_on_two_event_loops() -> None:
+    import asyncio as aio
+
+    from jobify import Jobify
+    from jobify.middleware import QueueMiddleware
+
+    middleware = QueueMiddleware(workers=1)
+
+    def run_once() -> int:
+        async def main() -> int:
+            app = Jobify(storage=False, middleware=[middleware])
+
+            @app.task
+            async def one() -> int:
+                return 1
+
+            async with app:
+                total = 0
+                for _ in range(3):  # the worker waits on an empty queue between jobs
+                    total += await aio.wait_for(await one.push(), timeout=5)
+                return total
+
+        return aio.run(main())
+
+    assert run_once() == 3
+    assert run_once() == 3  # a second asyncio.run: a new loop
