@@ -25,6 +25,7 @@ from jobify.context import State
 from jobify.exceptions import ApplicationStateError
 from jobify.execution import Executor, Pools, build_pipeline, is_bare
 from jobify.jobs import Job
+from jobify.queue import QueueMiddleware
 from jobify.router import JobRouter, Registry, RootRoute, Route, _check_handlers, _Registrar
 from jobify.schedule import Submitter
 from jobify.scheduler import Scheduler
@@ -264,7 +265,8 @@ class Jobify(_Registrar):
                 await plugin.startup(self)
                 stack.push_async_callback(plugin.shutdown)
             pools = Pools(self.configs.threadpool_executor, self.configs.processpool_executor)
-            stack.callback(pools.shutdown)
+            # Off the loop: waiting for a process pool's workers must not stall other tasks.
+            stack.push_async_callback(asyncio.to_thread, pools.shutdown)
             self._compose(pools)
             for stop in self._middleware_shutdowns():
                 # Pushed before the scheduler's stop: running jobs are cancelled first, then
@@ -333,6 +335,13 @@ class Jobify(_Registrar):
                 outer.extend(router.outer_middleware)
             middleware.extend(route.options.middleware)
             outer.extend(route.options.outer_middleware)
+            queues = [m for m in middleware if isinstance(m, QueueMiddleware)]
+            if len(queues) != len({id(q) for q in queues}):
+                raise ValueError(
+                    f"task {route.name!r}: the same QueueMiddleware instance is in its chain "
+                    "twice (e.g. at app and router level); an execution would wait for a "
+                    "second slot while holding the first. Add it at one level only."
+                )
             handlers = [
                 route.options.exception_handlers,
                 *(r.exception_handlers for r in reversed(routers)),

@@ -364,3 +364,21 @@ def test_the_same_middleware_serves_apps_on_two_event_loops() -> None:
 
     assert run_once() == 3
     assert run_once() == 3  # a second asyncio.run: a new loop
+
+
+async def test_one_queue_instance_twice_in_a_chain_is_a_clear_startup_error() -> None:
+    from jobify import Jobify, JobRouter
+    from jobify.middleware import QueueMiddleware
+
+    queue = QueueMiddleware(workers=1)
+    app = Jobify(storage=False, middleware=[queue])
+    router = JobRouter(prefix="r", middleware=[queue])
+
+    @router.task
+    async def work() -> None:
+        pass
+
+    app.include_router(router)
+    with pytest.raises(ValueError, match="same QueueMiddleware instance"):
+        await app.startup()
+    assert app.get_active_jobs() == []
