@@ -165,10 +165,11 @@ class Submitter:
             return False
         if cron is None and entry.exec_ts != exec_ts:
             return False
+        stored = entry.requested if entry.requested is not None else entry.arguments
         try:
-            if type(entry.arguments) is type(arguments):
-                return bool(entry.arguments == arguments)
-            return bool(route.as_dict(entry.arguments) == route.as_dict(arguments))
+            if type(stored) is type(arguments):
+                return bool(stored == arguments)
+            return bool(route.as_dict(stored) == route.as_dict(arguments))
         except Exception:
             return False
 
@@ -226,9 +227,22 @@ class Submitter:
         async def innermost(c: OuterContext) -> Job[Any]:
             # Middleware may have rewritten the arguments: bind them again, so a bad rewrite
             # is a TypeError here, at scheduling time, not a failure when the job runs.
-            arguments = route.bind((), dict(c.arguments))
+            final = route.bind((), dict(c.arguments))
+            try:
+                changed = bool(route.as_dict(final) != route.as_dict(arguments))
+            except Exception:  # values whose comparison raises: keep what was asked
+                changed = True
             return await self._finish_submit(
-                route, arguments, exec_ts, cron, parser, tz, job_id, replace, job
+                route,
+                final,
+                exec_ts,
+                cron,
+                parser,
+                tz,
+                job_id,
+                replace,
+                job,
+                arguments if changed else None,
             )
 
         result: Job[T] = await compose(outer, innermost)(ctx)
@@ -267,6 +281,7 @@ class Submitter:
         job_id: str,
         replace: bool,
         job: Job[T] | None = None,
+        requested: Bound | None = None,
     ) -> Job[T]:
         app = self.app
         self._check_running()
@@ -296,6 +311,7 @@ class Submitter:
         entry = JobEntry(
             scheduler, route, job, arguments, exec_ts, durable, cron, parser, tz, runs, failures
         )
+        entry.requested = requested
         if durable:
             assert app._persistence is not None
             self._pending.add(job_id)

@@ -65,6 +65,7 @@ class JobEntry:
         "job",
         "missed_while_down",
         "parser",
+        "requested",
         "route",
         "runs",
         "scheduler",
@@ -100,6 +101,9 @@ class JobEntry:
         self.failures = failures
         self.timer: asyncio.TimerHandle | None = None
         self.task: asyncio.Task[None] | None = None
+        # The arguments as the caller gave them, when outer middleware changed them (None
+        # otherwise): an identical re-schedule is judged against what the caller asked for.
+        self.requested: Bound | None = None
         # Set for entries restored from storage: fires due at restore happened while the app
         # was down, so none of them is "merely late" (no tolerance applies).
         self.missed_while_down = False

@@ -314,3 +314,28 @@ async def test_identical_reschedule_skips_outer_middleware_unless_forced() -> No
         cron = await work.schedule(1).cron("0 * * * *", job_id="c")
         assert await work.schedule(1).cron("0 * * * *", job_id="c") is cron
         assert len(rec.contexts) == 4
+
+
+async def test_identical_reschedule_is_judged_by_the_callers_arguments_not_the_rewritten() -> None:
+    calls: list[dict[str, object]] = []
+
+    class Double(BaseOuterMiddleware):
+        async def __call__(self, call_next: CallNextOuter, context: OuterContext) -> Job[Any]:
+            calls.append(dict(context.arguments))
+            context.arguments["n"] = context.arguments["n"] * 2
+            return await call_next(context)
+
+    app = Jobify(storage=False, outer_middleware=[Double()])
+
+    @app.task
+    async def work(n: int) -> int:
+        return n
+
+    async with app:
+        when = datetime.now(UTC) + timedelta(hours=1)
+        first = await work.schedule(5).at(when, job_id="d")
+        again = await work.schedule(5).at(when, job_id="d")
+        assert again is first  # the same request: a no-op, not a DuplicateJobError
+        assert calls == [{"n": 5}]
+        with pytest.raises(DuplicateJobError):
+            await work.schedule(10).at(when, job_id="d")  # equals the stored, not the asked
