@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as _dt
 from datetime import datetime, timedelta, timezone
 
-from jobify.cron.parse import MAX_YEAR, MIN_YEAR, CronSpec
+from jobify.cron.parse import MAX_YEAR, MIN_YEAR, CronSpec, month_shape_index
 from jobify.exceptions import CronExhaustedError
 
 __all__ = ["day_is_unambiguous", "next_fire", "next_wall"]
@@ -41,7 +41,7 @@ def _month_shapes() -> tuple[int, ...]:
             following = _dt.date(year + month // 12, month % 12 + 1, 1)
             length = (following - first).days
             first_weekday = (first.weekday() + 1) % 7  # cron numbering: 0 = Sunday
-            shapes.append(first_weekday * 4 + length - 28)
+            shapes.append(month_shape_index(first_weekday, length))
     return tuple(shapes)
 
 

@@ -78,8 +78,9 @@ _BOUNDS = {
 _TOP = {**{k: v[1] for k, v in _BOUNDS.items()}, DOW: 6}
 
 
-def _month_layout_index(first_weekday: int, length: int) -> int:
-    """Index of a month shape (weekday of the 1st, 0=Sunday; number of days) in day tables."""
+def month_shape_index(first_weekday: int, length: int) -> int:
+    """Index of a month shape (weekday of the 1st, 0=Sunday; number of days) in
+    ``CronSpec.day_masks``; the engine looks months up with the same function."""
     return first_weekday * 4 + (length - 28)
 
 
@@ -269,7 +270,7 @@ def _day_masks(
     dow_nth: set[tuple[int, int]],
     dow_restricted: bool,
 ) -> tuple[int, ...]:
-    masks: list[int] = []
+    masks = [0] * 28
     for first_weekday in range(7):
         for length in range(28, 32):
             dom_mask = 0
@@ -292,7 +293,7 @@ def _day_masks(
                 mask = dow_mask
             else:
                 mask = ((1 << (length + 1)) - 1) & ~1
-            masks.append(mask)
+            masks[month_shape_index(first_weekday, length)] = mask
     return tuple(masks)
 
 
