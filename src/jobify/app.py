@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor as PoolExecutor
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from datetime import tzinfo
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
@@ -207,6 +207,11 @@ class Jobify(_Registrar):
 
     # -- queries -------------------------------------------------------------------------
 
+    @property
+    def tasks(self) -> Mapping[str, Route[Any, Any]]:
+        """Every registered task by full name (app tasks and included routers' tasks)."""
+        return MappingProxyType(self._registry.routes)
+
     def find_job(self, job_id: str) -> Job[Any] | None:
         """The live handle of a scheduled or running job, or None."""
         if self._scheduler is None:
@@ -293,12 +298,23 @@ class Jobify(_Registrar):
             raise
         self._stack = stack
 
-    async def shutdown(self) -> None:
-        """Stop timers and running jobs, close executors and storage, exit lifespans."""
+    async def shutdown(self, grace: float | None = None) -> None:
+        """Stop timers and running jobs, close executors and storage, exit lifespans.
+
+        ``grace``: seconds to let running jobs finish before they are cancelled (None, the
+        default: cancel them at once). No new run starts once shutdown has begun.
+        """
+        if grace is not None:
+            if isinstance(grace, bool) or not isinstance(grace, int | float):
+                raise TypeError(f"grace must be a number of seconds, got {type(grace).__name__}")
+            if not grace >= 0 or grace == float("inf"):
+                raise ValueError(f"grace must be a finite number of seconds >= 0, got {grace}")
         if not self._started or self._closed:
             self._closed = True
             return
         self._closed = True
+        if grace and self._scheduler is not None:
+            await self._scheduler.drain(grace)
         stack, self._stack = self._stack, None
         if stack is not None:
             await stack.aclose()

@@ -161,6 +161,15 @@ class Scheduler:
         self._offset = self.wall() - self.loop.time()
         self._watchdog = self.loop.call_later(WATCHDOG_INTERVAL, self._check_clock)
 
+    async def drain(self, grace: float) -> None:
+        """Stop starting runs; wait up to ``grace`` seconds for the running ones to end."""
+        self._running = False
+        for entry in list(self.jobs.values()):
+            self._disarm(entry)
+        running = [e.task for e in self.jobs.values() if e.task is not None and not e.task.done()]
+        if running:
+            await asyncio.wait(running, timeout=grace)
+
     async def stop(self) -> None:
         """Stop timers; cancel running jobs and wait for them. Durable records stay."""
         self._running = False

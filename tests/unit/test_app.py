@@ -270,3 +270,63 @@ async def test_scheduling_after_shutdown_is_an_error(app: Jobify) -> None:
         await noop.push()
     with pytest.raises(ApplicationStateError, match="after shutdown"):
         await noop.schedule().delay(1)
+
+
+async def test_tasks_lists_every_registered_task_by_full_name() -> None:
+    from jobify import JobRouter
+
+    app = Jobify(storage=False)
+    router = JobRouter(prefix="reports")
+
+    @app.task
+    async def top() -> None: ...
+
+    @router.task
+    async def weekly() -> None: ...
+
+    app.include_router(router)
+    assert sorted(app.tasks) == ["reports:weekly", "top"]
+    assert app.tasks["top"] is top
+    with pytest.raises(TypeError):
+        app.tasks["x"] = top  # type: ignore[index]
+
+
+async def test_shutdown_with_grace_lets_a_running_job_finish() -> None:
+    app = Jobify(storage=False)
+    started = asyncio.Event()
+
+    @app.task
+    async def slow() -> str:
+        started.set()
+        await asyncio.sleep(0.05)
+        return "done"
+
+    await app.startup()
+    job = await slow.push()
+    await started.wait()
+    await app.shutdown(grace=5)
+    assert job.status is JobStatus.SUCCESS
+    assert job.result() == "done"
+
+
+async def test_shutdown_grace_is_bounded_then_cancels() -> None:
+    app = Jobify(storage=False)
+    started = asyncio.Event()
+
+    @app.task
+    async def stuck() -> None:
+        started.set()
+        await asyncio.sleep(60)
+
+    await app.startup()
+    job = await stuck.push()
+    await started.wait()
+    await asyncio.wait_for(app.shutdown(grace=0.02), 5)
+    assert job.status is JobStatus.CANCELLED
+
+
+@pytest.mark.parametrize("grace", [-1, float("nan"), float("inf"), "1", True])
+async def test_shutdown_rejects_a_bad_grace(grace: object) -> None:
+    app = Jobify(storage=False)
+    with pytest.raises((TypeError, ValueError)):
+        await app.shutdown(grace=grace)  # type: ignore[arg-type]
