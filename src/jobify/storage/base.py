@@ -5,26 +5,44 @@ connections, files or transactions, and a backend never sees a task, a trigger o
 serializer: it stores :class:`JobRecord` values whose ``arguments`` and ``trigger`` are opaque
 bytes produced by the core.
 
-Ownership (see ``shared/design/scheduling-and-storage.md``): an embedded backend (SQLite,
-memory) belongs to one running app, which owns every record in it. It loads them all at
-startup and writes through: ``save`` on schedule and after each cron run, ``delete`` when a
-one-shot job is done or cancelled. A shared backend (PostgreSQL, later) adds claiming; the
-scheduler asks :attr:`Storage.shared` which kind it has.
+Ownership. An *embedded* backend (SQLite, memory) belongs to one running app, which owns every
+record in it: it loads them all at startup and writes through (``save`` on schedule and after
+each cron run, ``delete`` when a one-shot job is done or cancelled). A *shared* backend
+(:class:`SharedStorage`, PostgreSQL) is used by many worker processes at once: a worker owns a
+job only between :meth:`SharedStorage.claim` and its completion, guarded by a lease.
 
 Writes are group-committed: many concurrent ``save``/``delete`` calls share one transaction.
 An awaited write returns only once its change is committed (durable against a crash of the
 process; with ``synchronous="full"`` on SQLite, also against power loss). Writes issued by one
 task are applied in the order they were issued; ``*_soon`` writes are queued into the next
 group commit without waiting for it (for outcomes where at-least-once is the contract).
+
+Besides the owner, a store can be opened *for inspection* (:meth:`Storage.open_inspection`):
+by the ``jobify`` command or the dashboard, possibly while an app runs on it. An inspector
+reads (jobs, counts, run history, registered tasks) and sends commands (cancel, pause, resume,
+run now) that the owning app applies; it never edits records under a running owner.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
-__all__ = ["JobRecord", "RecordStatus", "Storage"]
+__all__ = [
+    "Command",
+    "CommandAction",
+    "HistoryQuery",
+    "JobQuery",
+    "JobRecord",
+    "RecordStatus",
+    "ResultRecord",
+    "RunRecord",
+    "SharedListener",
+    "SharedStorage",
+    "Storage",
+    "TaskRecord",
+]
 
 
 class RecordStatus:
@@ -32,8 +50,15 @@ class RecordStatus:
 
     SCHEDULED = "scheduled"
     """Armed: restored and run at ``exec_at``."""
+    PAUSED = "paused"
+    """Kept with its counters, never armed until resumed."""
     PERMANENTLY_FAILED = "permanently_failed"
     """A cron job that hit ``max_failures``: kept for inspection, never armed."""
+    FINISHED = "finished"
+    """A cron job declared on a task (``@app.task(cron=...)``) that reached ``max_runs``:
+    kept so that the unchanged declaration stays finished across restarts; never armed."""
+
+    ALL = (SCHEDULED, PAUSED, PERMANENTLY_FAILED, FINISHED)
 
 
 @dataclass(slots=True, frozen=True)
@@ -54,41 +79,186 @@ class JobRecord:
     status: str = RecordStatus.SCHEDULED
 
 
+@dataclass(slots=True, frozen=True)
+class RunRecord:
+    """One finished run of a job (one-shot job or one cron fire), for the run history.
+
+    Times are UTC epoch seconds. ``outcome`` is a :class:`~jobify.JobStatus` value of the run
+    (``"success"``, ``"failed"``, ``"timeout"``, ``"cancelled"``); ``attempts`` counts retries
+    too (1 = no retry). For failures, ``error_type`` (qualified name), ``error_message`` and
+    ``traceback`` (formatted text) describe the exception; they are untrusted text.
+    ``worker`` names the process that ran it (``host:pid``).
+    """
+
+    job_id: str
+    task_name: str
+    scheduled_at: float
+    started_at: float
+    finished_at: float
+    outcome: str
+    attempts: int = 1
+    error_type: str | None = None
+    error_message: str | None = None
+    traceback: str | None = None
+    worker: str | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class TaskRecord:
+    """A task the owning app had registered when it last started (for inspection).
+
+    ``options`` is a small JSON document written by the core (run mode, retry, timeout,
+    durability, cron declaration); storage keeps it as text.
+    """
+
+    name: str
+    options: str
+    updated_at: float
+
+
+@dataclass(slots=True, frozen=True)
+class JobQuery:
+    """A filter over job records; results are ordered by ``(exec_at, job_id)``.
+
+    Every field is optional; ``due_before``/``due_after`` bound ``exec_at`` (inclusive,
+    epoch seconds). ``limit``/``offset`` page through the result.
+    """
+
+    task_name: str | None = None
+    status: str | None = None
+    due_before: float | None = None
+    due_after: float | None = None
+    limit: int = 100
+    offset: int = 0
+
+
+@dataclass(slots=True, frozen=True)
+class HistoryQuery:
+    """A filter over run records; results are ordered newest first (``finished_at``)."""
+
+    job_id: str | None = None
+    task_name: str | None = None
+    failed_only: bool = False
+    """Only runs whose outcome is not ``"success"`` (and not ``"cancelled"``)."""
+    since: float | None = None
+    """Only runs finished at or after this epoch second."""
+    limit: int = 100
+    offset: int = 0
+
+
+class CommandAction:
+    """What an inspector asks the owning app to do with one job."""
+
+    CANCEL = "cancel"
+    PAUSE = "pause"
+    RESUME = "resume"
+    RUN = "run"
+    """Run now: a one-shot job is moved to now; a cron job gets one extra run now that does
+    not count against ``max_runs`` and does not move its next fire."""
+
+    ALL = (CANCEL, PAUSE, RESUME, RUN)
+
+
+@dataclass(slots=True, frozen=True)
+class Command:
+    """A command sent by an inspector, waiting for the owning app to apply it."""
+
+    command_id: int
+    job_id: str
+    action: str
+    created_at: float
+
+
+@dataclass(slots=True, frozen=True)
+class ResultRecord:
+    """The outcome of a job run by some worker, kept for remote waiters (shared storage).
+
+    ``value`` is the return value encoded by the core (opaque bytes), set for ``"success"``;
+    ``error`` is a description of the failure otherwise.
+    """
+
+    job_id: str
+    status: str
+    value: bytes | None
+    error: str | None
+    finished_at: float
+
+
 class Storage(abc.ABC):
     """A place where durable jobs live between restarts.
 
-    Life cycle: ``startup()`` once before any other call, then any number of reads and writes
-    from the event loop of ``startup()``, then ``shutdown()``. Calls after ``shutdown()`` raise
+    Life cycle: ``startup()`` (as the owner) or ``open_inspection()`` (as an inspector) once
+    before any other call, then any number of calls from the event loop that opened it, then
+    ``shutdown()``. Calls after ``shutdown()`` raise
     :class:`~jobify.exceptions.StorageError`. Every driver error is mapped to a
-    :class:`~jobify.exceptions.StorageError` (or a subclass) whose message names the database.
+    :class:`~jobify.exceptions.StorageError` (or a subclass) whose message names the database
+    (never a password).
+
+    Methods are grouped by who calls them: the owner (the running app's core), an inspector
+    (the ``jobify`` command, the dashboard), or both (reads).
     """
 
     shared: bool = False
-    """True for a backend that many processes use at once (claims and leases); embedded
-    backends (SQLite, memory) are owned whole by one app and say False."""
+    """True for a backend that many processes use at once (a :class:`SharedStorage`);
+    embedded backends (SQLite, memory) are owned whole by one app and say False."""
+
+    # -- life cycle ---------------------------------------------------------------------
 
     @abc.abstractmethod
     async def startup(self) -> None:
-        """Open the store, take ownership and create or migrate the schema.
+        """Open the store as its owner, and create or migrate the schema.
 
         Raises :class:`~jobify.exceptions.StorageLockedError` when another running process
-        owns it (the message names the file and the holder's pid),
-        :class:`~jobify.exceptions.SchemaVersionError` when the schema is newer than this code,
-        and :class:`~jobify.exceptions.StorageError` when the store is unreadable, read-only
-        or corrupt.
+        owns an embedded store (the message names the file and the holder's pid),
+        :class:`~jobify.exceptions.SchemaVersionError` when the schema is newer than this
+        code, and :class:`~jobify.exceptions.StorageError` when the store is unreachable,
+        unreadable, read-only or corrupt.
+        """
+
+    @abc.abstractmethod
+    async def open_inspection(self) -> None:
+        """Open the store without taking ownership, possibly while an app runs on it.
+
+        Allowed afterwards: every read, :meth:`send_command`, :meth:`command_result`, and
+        :meth:`owner_running`. Owner-only calls raise
+        :class:`~jobify.exceptions.StorageError`. Never creates or migrates a schema: a store
+        without jobify's schema raises :class:`~jobify.exceptions.StorageError` ("not a
+        jobify store"), a newer one :class:`~jobify.exceptions.SchemaVersionError`.
         """
 
     @abc.abstractmethod
     async def shutdown(self) -> None:
         """Commit every queued write, close, and release ownership. Idempotent."""
 
+    # -- reads (owner and inspector) ------------------------------------------------------
+
     @abc.abstractmethod
     async def load(self) -> list[JobRecord]:
-        """Every record in the store, in no particular order (used to restore at startup)."""
+        """Every record, in no particular order (used by the owner to restore at startup)."""
 
     @abc.abstractmethod
     async def get(self, job_id: str) -> JobRecord | None:
         """The committed record with this id, or None."""
+
+    @abc.abstractmethod
+    async def query_jobs(self, query: JobQuery) -> list[JobRecord]:
+        """Records matching ``query``, ordered by ``(exec_at, job_id)``, one page of them.
+
+        Must stay fast on 100,000 records (indexes on ``exec_at``, task and status)."""
+
+    @abc.abstractmethod
+    async def job_counts(self) -> dict[tuple[str, str], int]:
+        """How many records there are per ``(task_name, status)``."""
+
+    @abc.abstractmethod
+    async def query_history(self, query: HistoryQuery) -> list[RunRecord]:
+        """Run records matching ``query``, newest first, one page of them."""
+
+    @abc.abstractmethod
+    async def load_tasks(self) -> list[TaskRecord]:
+        """The tasks the owning app registered when it last started (empty if never)."""
+
+    # -- writes (owner) -------------------------------------------------------------------
 
     @abc.abstractmethod
     async def save(self, record: JobRecord) -> None:
@@ -111,5 +281,135 @@ class Storage(abc.ABC):
         """Queue a delete into the next group commit without waiting for it."""
 
     @abc.abstractmethod
+    def record_run_soon(self, run: RunRecord) -> None:
+        """Queue a run record into the next group commit without waiting for it.
+
+        Rides along with the job writes of the same batch (no transaction of its own)."""
+
+    @abc.abstractmethod
+    async def prune_history(self, *, before: float, keep: int) -> int:
+        """Delete run records finished before ``before`` and all but the newest ``keep``;
+        return how many were deleted."""
+
+    @abc.abstractmethod
+    async def save_tasks(self, tasks: Sequence[TaskRecord]) -> None:
+        """Replace the registered-task list with ``tasks``; return once committed."""
+
+    @abc.abstractmethod
     async def flush(self) -> None:
         """Return once every write queued so far is committed."""
+
+    # -- commands (inspector → owner) -----------------------------------------------------
+
+    @abc.abstractmethod
+    async def owner_running(self) -> bool:
+        """Whether an owning app is running on this store right now (inspector side).
+
+        For an embedded store: whether its owner lock is held by a live process. A shared
+        store always answers True when any worker is alive."""
+
+    @abc.abstractmethod
+    async def send_command(self, job_id: str, action: str) -> int:
+        """Queue a :class:`CommandAction` for the owning app and wake it; return the
+        command's id. Raises ``ValueError`` for an unknown action."""
+
+    @abc.abstractmethod
+    async def command_result(self, command_id: int) -> str | None:
+        """The owner's answer to a command (``"ok"`` or a one-line reason it was not
+        applied), or None while it is still pending."""
+
+    @abc.abstractmethod
+    async def take_commands(self) -> list[Command]:
+        """Owner side: the commands not yet answered, oldest first."""
+
+    @abc.abstractmethod
+    async def finish_command(self, command_id: int, result: str) -> None:
+        """Owner side: record the answer to a command; return once committed."""
+
+    @abc.abstractmethod
+    def watch_commands(self, callback: Callable[[], None] | None) -> None:
+        """Owner side: call ``callback`` on the event loop when commands may be pending
+        (None stops watching). Event-driven where the platform allows (SQLite on Linux:
+        inotify on a sidecar file the inspector touches; PostgreSQL: LISTEN); otherwise a
+        cheap check at most once a second. Also called once right away if commands are
+        already pending when watching starts."""
+
+
+class SharedListener(abc.ABC):
+    """What a worker hears from a :class:`SharedStorage` (called on the event loop)."""
+
+    @abc.abstractmethod
+    def on_new_job(self, exec_at: float) -> None:
+        """A job was inserted or rescheduled; it becomes claimable at ``exec_at``."""
+
+    @abc.abstractmethod
+    def on_job_changed(self, job_id: str) -> None:
+        """A job was cancelled, paused, resumed or replaced by someone else: a claimed but
+        not yet started run of it must be re-checked before it starts."""
+
+    @abc.abstractmethod
+    def on_job_finished(self, job_id: str) -> None:
+        """Some worker recorded a result for ``job_id`` (remote waiters may fetch it)."""
+
+    @abc.abstractmethod
+    def on_resync(self) -> None:
+        """Notifications may have been missed (the listening connection dropped and came
+        back): re-read whatever was derived from them (e.g. the earliest claimable time)."""
+
+
+class SharedStorage(Storage):
+    """A store shared by many worker processes (PostgreSQL): claims, leases, notifications.
+
+    A worker owns a job only between :meth:`claim` and its completion. A claim holds a
+    lease (``locked_by`` = :attr:`worker_id`, ``locked_until``); the backend renews every
+    lease of this worker with one heartbeat per ``lease / 3`` seconds (not one per job). A
+    worker that dies stops renewing; its jobs become claimable again when the lease expires
+    (at-least-once for runs that had started). Every completion is guarded by the lease
+    owner, so a worker whose lease was taken over cannot overwrite the new owner's state.
+
+    In shared mode :meth:`Storage.load` is not used to restore (the store is not owned
+    whole); ``save``/``delete`` are the producer's writes (insert or replace, cancel) and
+    notify the workers inside the same transaction.
+    """
+
+    shared = True
+
+    worker_id: str
+    """This process's identity in leases (``host:pid:random``)."""
+
+    @abc.abstractmethod
+    def set_listener(self, listener: SharedListener | None) -> None:
+        """Receive notifications (set before ``startup()``; None stops them)."""
+
+    @abc.abstractmethod
+    async def claim(
+        self, task_names: Collection[str], limit: int, *, horizon: float = 0.0
+    ) -> list[JobRecord]:
+        """Claim up to ``limit`` jobs of ``task_names`` that are due by ``now + horizon``
+        and unclaimed (or whose lease expired), in one statement (``FOR UPDATE SKIP
+        LOCKED``); return them. Paused and finished records are never claimed."""
+
+    @abc.abstractmethod
+    async def next_claimable(self, task_names: Collection[str]) -> float | None:
+        """The earliest moment something of ``task_names`` could be claimed: the earliest
+        ``exec_at`` of an unclaimed scheduled job or the earliest lease expiry; None when
+        there is nothing."""
+
+    @abc.abstractmethod
+    async def complete(
+        self, job_id: str, record: JobRecord | None, result: ResultRecord | None
+    ) -> bool:
+        """Finish this worker's claim of ``job_id``, guarded by the lease: ``record`` None
+        deletes the job (a one-shot job done), otherwise the record replaces it and the
+        claim is released (a cron job advanced with its counters, or marked
+        ``permanently_failed``/``finished``). ``result`` is kept for remote waiters. Group
+        committed; returns False (and changes nothing) when this worker no longer holds
+        the lease."""
+
+    @abc.abstractmethod
+    async def release(self, job_ids: Collection[str] | None = None) -> None:
+        """Give back claims of this worker (all when None) so others take them at once."""
+
+    @abc.abstractmethod
+    async def get_result(self, job_id: str) -> ResultRecord | None:
+        """The kept result of a job run by any worker, or None."""
