@@ -19,8 +19,10 @@ group commit without waiting for it (for outcomes where at-least-once is the con
 
 Besides the owner, a store can be opened *for inspection* (:meth:`Storage.open_inspection`):
 by the ``jobify`` command or the dashboard, possibly while an app runs on it. An inspector
-reads (jobs, counts, run history, registered tasks) and sends commands (cancel, pause, resume,
-run now) that the owning app applies; it never edits records under a running owner.
+reads (jobs, counts, run history, registered tasks). To change a job (cancel, pause, resume,
+run now) it never edits records under a running owner of an embedded store: it sends a
+command through the store's :class:`CommandChannel`, which the owning app applies. A shared
+store is edited directly, and its workers are notified.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from dataclasses import dataclass
 __all__ = [
     "Command",
     "CommandAction",
+    "CommandChannel",
     "HistoryQuery",
     "JobQuery",
     "JobRecord",
@@ -219,8 +222,9 @@ class Storage(abc.ABC):
     async def open_inspection(self) -> None:
         """Open the store without taking ownership, possibly while an app runs on it.
 
-        Allowed afterwards: every read, :meth:`send_command`, :meth:`command_result`, and
-        :meth:`owner_running`. Owner-only calls raise
+        Allowed afterwards: every read and, for a :class:`CommandChannel`, the inspector's
+        calls (:meth:`~CommandChannel.owner_running`, :meth:`~CommandChannel.send_command`,
+        :meth:`~CommandChannel.command_result`). Owner-only calls raise
         :class:`~jobify.exceptions.StorageError`. Never creates or migrates a schema: a store
         without jobify's schema raises :class:`~jobify.exceptions.StorageError` ("not a
         jobify store"), a newer one :class:`~jobify.exceptions.SchemaVersionError`.
@@ -299,14 +303,23 @@ class Storage(abc.ABC):
     async def flush(self) -> None:
         """Return once every write queued so far is committed."""
 
-    # -- commands (inspector → owner) -----------------------------------------------------
+
+class CommandChannel(abc.ABC):
+    """How an inspector reaches the app that owns an embedded store (SQLite, memory).
+
+    An embedded store must never be edited behind its running owner's back (the owner holds
+    every job in memory). So while :meth:`owner_running` is True, an inspector asks the owner
+    with :meth:`send_command`; the owner is woken (:meth:`watch_commands`), applies the
+    command with :meth:`take_commands`/:meth:`finish_command`, and the inspector reads the
+    answer with :meth:`command_result`. When no owner runs, the inspector opens the store as
+    its owner (``startup()``) and edits it directly. A shared store does not implement this:
+    there, edits are made directly and the workers are notified.
+    """
 
     @abc.abstractmethod
     async def owner_running(self) -> bool:
-        """Whether an owning app is running on this store right now (inspector side).
-
-        For an embedded store: whether its owner lock is held by a live process. A shared
-        store always answers True when any worker is alive."""
+        """Whether an owning app is running on this store right now (inspector side): its
+        owner lock is held by a live process."""
 
     @abc.abstractmethod
     async def send_command(self, job_id: str, action: str) -> int:
@@ -330,7 +343,7 @@ class Storage(abc.ABC):
     def watch_commands(self, callback: Callable[[], None] | None) -> None:
         """Owner side: call ``callback`` on the event loop when commands may be pending
         (None stops watching). Event-driven where the platform allows (SQLite on Linux:
-        inotify on a sidecar file the inspector touches; PostgreSQL: LISTEN); otherwise a
+        inotify on a sidecar file the inspector touches); otherwise a
         cheap check at most once a second. Also called once right away if commands are
         already pending when watching starts."""
 
@@ -368,8 +381,12 @@ class SharedStorage(Storage):
     owner, so a worker whose lease was taken over cannot overwrite the new owner's state.
 
     In shared mode :meth:`Storage.load` is not used to restore (the store is not owned
-    whole); ``save``/``delete`` are the producer's writes (insert or replace, cancel) and
-    notify the workers inside the same transaction.
+    whole); ``save``/``delete`` are the producer's (and the inspector's) writes: insert or
+    replace, cancel, pause (a record saved with status ``paused``), and they notify the
+    workers inside the same transaction (:meth:`SharedListener.on_new_job`,
+    :meth:`SharedListener.on_job_changed`). A completion never overwrites a ``paused``
+    status set by someone else while the job ran (the new counters and ``exec_at`` apply,
+    the job stays paused); a completion of a job deleted meanwhile changes nothing.
     """
 
     shared = True
