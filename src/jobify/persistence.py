@@ -9,18 +9,17 @@ left untouched in storage.
 
 from __future__ import annotations
 
-import json
 import logging
 import typing
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import tzinfo
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
+from jobify._triggerdoc import decode_trigger, encode_trigger
 from jobify.arguments import ArgumentCodec, argument_hints
 from jobify.exceptions import BaseJobifyError
 from jobify.jobs import Job
 from jobify.storage.base import JobRecord, RecordStatus, Storage
-from jobify.triggers import AnyMisfirePolicy, Cron, GracePolicy, MisfirePolicy
+from jobify.triggers import Cron
 
 if TYPE_CHECKING:
     from jobify.router import Route
@@ -30,58 +29,6 @@ if TYPE_CHECKING:
 __all__ = ["Persistence", "RestoredJob"]
 
 log = logging.getLogger("jobify.persistence")
-
-TRIGGER_VERSION = 1
-
-
-def _tz_key(tz: tzinfo | None) -> str | None:
-    if tz is None:
-        return None
-    if isinstance(tz, ZoneInfo):
-        return tz.key
-    if tz is timezone.utc:  # noqa: UP017
-        return "UTC"
-    raise ValueError(f"cannot store time zone {tz!r}: use a ZoneInfo")
-
-
-def _tz_from(key: str | None) -> tzinfo | None:
-    return None if key is None else ZoneInfo(key)
-
-
-def _policy_to_json(policy: AnyMisfirePolicy) -> Any:
-    if isinstance(policy, GracePolicy):
-        return {"grace": policy.grace.total_seconds()}
-    return policy.value
-
-
-def _policy_from_json(data: Any) -> AnyMisfirePolicy:
-    if isinstance(data, dict):
-        return GracePolicy(timedelta(seconds=float(data["grace"])))
-    return MisfirePolicy(data)
-
-
-AT_TRIGGER = json.dumps({"v": TRIGGER_VERSION, "type": "at"}, separators=(",", ":")).encode()
-"""Every one-shot job has this trigger document: encoded once, recognised by equality."""
-
-
-def encode_trigger(entry: JobEntry) -> bytes:
-    cron = entry.cron
-    if cron is None:
-        return AT_TRIGGER
-    doc = {
-        "v": TRIGGER_VERSION,
-        "type": "cron",
-        "expr": cron.expression,
-        "cron_tz": _tz_key(cron.tz),
-        "tz": _tz_key(entry.tz),
-        "max_runs": cron.max_runs,
-        "max_failures": cron.max_failures,
-        "misfire": _policy_to_json(cron.misfire_policy),
-        "start": cron.start_date.isoformat() if cron.start_date is not None else None,
-        "runs": entry.runs,
-        "failures": entry.failures,
-    }
-    return json.dumps(doc, separators=(",", ":")).encode()
 
 
 class RestoredJob(typing.NamedTuple):
@@ -118,7 +65,7 @@ class Persistence:
             task_name=route.name,
             exec_at=entry.exec_ts,
             arguments=data,
-            trigger=encode_trigger(entry),
+            trigger=encode_trigger(entry.cron, entry.tz, entry.runs, entry.failures),
             status=status,
         )
 
@@ -151,31 +98,8 @@ class Persistence:
             return None
         try:
             arguments = self.codec.decode(route.name, record.arguments, self._hints_for(route))
-            if record.trigger == AT_TRIGGER:
-                return RestoredJob(record, route, arguments, None, None, 0, 0)
-            doc = json.loads(record.trigger)
-            if not isinstance(doc, dict) or doc.get("v") != TRIGGER_VERSION:
-                raise ValueError(f"unknown trigger format {doc!r:.80}")
-            if doc["type"] == "at":
-                return RestoredJob(record, route, arguments, None, None, 0, 0)
-            start = doc["start"]
-            cron = Cron(
-                doc["expr"],
-                max_runs=int(doc["max_runs"]),
-                max_failures=int(doc["max_failures"]),
-                misfire_policy=_policy_from_json(doc["misfire"]),
-                start_date=datetime.fromisoformat(start) if start else None,
-                tz=_tz_from(doc["cron_tz"]),
-            )
-            return RestoredJob(
-                record,
-                route,
-                arguments,
-                cron,
-                _tz_from(doc["tz"]),
-                int(doc["runs"]),
-                int(doc["failures"]),
-            )
+            doc = decode_trigger(record.trigger)
+            return RestoredJob(record, route, arguments, doc.cron, doc.tz, doc.runs, doc.failures)
         except (BaseJobifyError, ValueError, KeyError, TypeError) as exc:
             log.error(
                 "job %r of task %r cannot be restored (%s); the record is left in storage",
