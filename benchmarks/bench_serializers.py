@@ -40,7 +40,7 @@ try:
 except ImportError:  # run from a checkout without an installed package
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from jobify.arguments import ArgumentCodec, argument_hints
+from jobify._arguments import ArgumentCodec, argument_hints
 from jobify.serializers import (
     CBORSerializer,
     ExtendedJSONSerializer,

@@ -4,10 +4,10 @@ Define a task with ``@app.task``, then run it now (``push``), later (``schedule(
 at a time (``schedule().at()``) or on cron (``schedule().cron()`` or ``@app.task(cron=...)``).
 """
 
-from jobify._version import __version__
-from jobify.app import Jobify, Plugin
-from jobify.config import JobifyConfiguration
-from jobify.context import (
+from jobify._app import Jobify, Plugin
+from jobify._builder import ScheduleBuilder
+from jobify._config import JobifyConfiguration
+from jobify._context import (
     INJECT,
     CronContext,
     JobContext,
@@ -16,12 +16,13 @@ from jobify.context import (
     Runnable,
     State,
 )
-from jobify.jobs import Job, JobStatus
-from jobify.retry import SmartRetry
+from jobify._history import RunHistory
+from jobify._jobs import Job, JobStatus
+from jobify._retry import SmartRetry
+from jobify._runmodes import RunMode
+from jobify._triggers import Cron, GracePolicy, MisfirePolicy
+from jobify._version import __version__
 from jobify.router import JobRouter
-from jobify.runners import RunMode
-from jobify.schedule import ScheduleBuilder
-from jobify.triggers import Cron, GracePolicy, MisfirePolicy
 
 __all__ = [
     "INJECT",
@@ -38,6 +39,7 @@ __all__ = [
     "OuterContext",
     "Plugin",
     "RequestState",
+    "RunHistory",
     "RunMode",
     "Runnable",
     "ScheduleBuilder",

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from jobify.triggers import AnyMisfirePolicy, Cron, GracePolicy, MisfirePolicy
+from jobify._triggers import AnyMisfirePolicy, Cron, GracePolicy, MisfirePolicy
 
 __all__ = ["AT_TRIGGER", "TRIGGER_VERSION", "TriggerDoc", "decode_trigger", "encode_trigger"]
 
@@ -37,6 +37,9 @@ class TriggerDoc:
     """The zone the cron is evaluated in (the Cron's own or the app's); None for one-shot."""
     runs: int = 0
     failures: int = 0
+    declared: bool = False
+    """The cron was declared on its task (``@app.task(cron=...)``); its job id is the task's
+    name. Documents written before this field existed read as False."""
 
 
 def _tz_key(tz: tzinfo | None) -> str | None:
@@ -65,7 +68,9 @@ def _policy_from_json(data: Any) -> AnyMisfirePolicy:
     return MisfirePolicy(data)
 
 
-def encode_trigger(cron: Cron | None, tz: tzinfo | None, runs: int, failures: int) -> bytes:
+def encode_trigger(
+    cron: Cron | None, tz: tzinfo | None, runs: int, failures: int, *, declared: bool = False
+) -> bytes:
     """The document of a job: :data:`AT_TRIGGER` for a one-shot job (``cron`` None)."""
     if cron is None:
         return AT_TRIGGER
@@ -73,7 +78,7 @@ def encode_trigger(cron: Cron | None, tz: tzinfo | None, runs: int, failures: in
         "v": TRIGGER_VERSION,
         "type": "cron",
         "expr": cron.expression,
-        "cron_tz": _tz_key(cron.tz),
+        "cron_tz": _tz_key(cron.zone),
         "tz": _tz_key(tz),
         "max_runs": cron.max_runs,
         "max_failures": cron.max_failures,
@@ -82,6 +87,8 @@ def encode_trigger(cron: Cron | None, tz: tzinfo | None, runs: int, failures: in
         "runs": runs,
         "failures": failures,
     }
+    if declared:
+        doc["declared"] = True
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
@@ -113,4 +120,10 @@ def decode_trigger(data: bytes) -> TriggerDoc:
         start_date=datetime.fromisoformat(start) if start else None,
         tz=_tz_from(doc["cron_tz"]),
     )
-    return TriggerDoc(cron, _tz_from(doc["tz"]), int(doc["runs"]), int(doc["failures"]))
+    return TriggerDoc(
+        cron,
+        _tz_from(doc["tz"]),
+        int(doc["runs"]),
+        int(doc["failures"]),
+        bool(doc.get("declared", False)),
+    )

@@ -1,8 +1,8 @@
 """``create_crontab``: the default ``cron_factory`` of :class:`jobify.Jobify`.
 
 It turns an expression into a :class:`CronExpression`, whose ``next_run(now=...)`` gives the
-next fire time.  Syntax and daylight-saving rules are documented in :mod:`jobify.cron.parse`
-and :mod:`jobify.cron.engine` (spec §4).  Note one deliberate difference from the reference
+next fire time.  Syntax and daylight-saving rules are documented in :mod:`jobify._cron.parse`
+and :mod:`jobify._cron.engine` (spec §4).  Note one deliberate difference from the reference
 system: when both day-of-month and day-of-week are restricted, a day matches if *either*
 matches (the POSIX/Vixie rule), where the reference system's parser requires both.
 """
@@ -13,8 +13,8 @@ import functools
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from jobify.cron.engine import day_is_unambiguous, next_fire
-from jobify.cron.parse import MAX_YEAR, MIN_YEAR, CronSpec, parse
+from jobify._cron.engine import day_is_unambiguous, next_fire
+from jobify._cron.parse import MAX_YEAR, MIN_YEAR, CronSpec, parse
 
 __all__ = ["CronExpression", "create_crontab"]
 

@@ -8,6 +8,7 @@ The hierarchy::
     ├── JobFailedError                 ``job.result()`` of a FAILED job (chains the original error)
     ├── JobTimeoutError (+TimeoutError) result() of a TIMEOUT job
     ├── JobNotCompletedError           ``job.result()`` before the job finished
+    ├── JobCancelledError              ``job.result()`` / ``await job`` of a CANCELLED job
     ├── RouteAlreadyRegisteredError    two tasks with one full name
     ├── NoResultError                  raised by an exception handler: fail now, no retry
     ├── CronParseError (+ValueError)   a malformed cron expression (names field and token)
@@ -27,6 +28,7 @@ __all__ = [
     "CronExhaustedError",
     "CronParseError",
     "DuplicateJobError",
+    "JobCancelledError",
     "JobFailedError",
     "JobNotCompletedError",
     "JobTimeoutError",
@@ -84,6 +86,14 @@ class JobNotCompletedError(BaseJobifyError):
         super().__init__(
             f"job {job_id!r} has not completed yet; await job.wait() before job.result()"
         )
+
+
+class JobCancelledError(BaseJobifyError):
+    """``job.result()`` (or ``await job``) of a job that was cancelled before it ran."""
+
+    def __init__(self, job_id: str = "") -> None:
+        self.job_id = job_id
+        super().__init__(f"job {job_id!r} was cancelled; it has no result")
 
 
 class RouteAlreadyRegisteredError(BaseJobifyError):

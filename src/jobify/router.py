@@ -3,6 +3,9 @@
 A route is what ``@app.task`` / ``@router.task`` returns: still callable as the plain function,
 plus ``push``/``schedule`` and its full ``name``. Names: ``name`` alone at the top level,
 ``prefix:name`` in a router with a prefix, ``a.b:name`` for nested prefixes.
+
+This module knows nothing of the app: a route schedules through the :class:`SubmitPort` its
+app connects it to, and a router registers into the app's :class:`Registry`.
 """
 
 from __future__ import annotations
@@ -10,47 +13,26 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
-from jobify.context import INJECT, Extractor, State, injections_for
+from jobify._builder import ScheduleBuilder, SubmitPort
+from jobify._context import State
+from jobify._retry import SmartRetry, as_retry
+from jobify._runmodes import RunMode
+from jobify._task import ExceptionHandlers, TaskOptions, TaskSpec, check_text
+from jobify._triggers import Cron
 from jobify.exceptions import ApplicationStateError, RouteAlreadyRegisteredError
-from jobify.retry import SmartRetry, as_retry
-from jobify.runners import RunMode, check_process_function
-from jobify.triggers import Cron
 
 if TYPE_CHECKING:
-    from jobify.app import Jobify
-    from jobify.jobs import Job
+    from jobify._jobs import Job
     from jobify.middleware import BaseMiddleware, BaseOuterMiddleware
-    from jobify.schedule import ScheduleBuilder
 
 __all__ = ["JobRouter", "NodeRoute", "RootRoute", "Route", "TaskOptions"]
 
 P = ParamSpec("P")
 T = TypeVar("T")
-ExceptionHandler = Callable[[Any, Any], Any]
-Bound = tuple[Any, ...] | dict[str, Any]
-"""Bound arguments: the positional tuple itself when every parameter was given positionally
-(no copy, the smallest form for 100k waiting jobs), else parameter name → value."""
-ExceptionHandlers = Mapping[type[BaseException], ExceptionHandler]
 RouterLifespan = Callable[[Any], AbstractAsyncContextManager[Any]]
-
-
-@dataclass(frozen=True, slots=True)
-class TaskOptions:
-    """The validated options of one task (``@app.task(...)``)."""
-
-    cron: Cron | None
-    retry: SmartRetry | None
-    timeout: float | None
-    durable: bool
-    run_mode: RunMode
-    metadata: Mapping[str, Any]
-    exception_handlers: ExceptionHandlers
-    middleware: Sequence[BaseMiddleware]
-    outer_middleware: Sequence[BaseOuterMiddleware]
 
 
 def _check_timeout(timeout: float | None) -> float | None:
@@ -63,80 +45,75 @@ def _check_timeout(timeout: float | None) -> float | None:
     return float(timeout)
 
 
-def _check_handlers(handlers: ExceptionHandlers | None, where: str) -> ExceptionHandlers:
+def check_handlers(handlers: ExceptionHandlers | None, where: str) -> ExceptionHandlers:
+    """Validate an ``exception_handlers`` mapping (exception type → callable)."""
     if handlers is None:
         return MappingProxyType({})
     for exc_type, handler in handlers.items():
-        if not (isinstance(exc_type, type) and issubclass(exc_type, BaseException)):
-            raise TypeError(
-                f"{where}: exception_handlers keys must be exception types, got {exc_type!r}"
-            )
-        if not callable(handler):
-            raise TypeError(f"{where}: the handler for {exc_type.__name__} is not callable")
+        check_handler(exc_type, handler, where)
     return MappingProxyType(dict(handlers))
 
 
-class Route(Generic[P, T]):
+def check_handler(exc_type: object, handler: object, where: str) -> None:
+    """Validate one exception handler registration."""
+    if not (isinstance(exc_type, type) and issubclass(exc_type, BaseException)):
+        raise TypeError(f"{where}: exception handler keys must be exception types, got {exc_type!r}")
+    if not callable(handler):
+        raise TypeError(f"{where}: the handler for {exc_type.__name__} is not callable")
+
+
+class _Detached:
+    """The port of a route whose router is not included in an app."""
+
+    def __init__(self, route: Route[Any, Any]) -> None:
+        self._route = route
+
+    def _fail(self) -> RuntimeError:
+        return RuntimeError(
+            f"task {self._route.name!r} belongs to a router that is not included in an app; "
+            "call app.include_router(router) before scheduling its tasks"
+        )
+
+    @property
+    def tz(self) -> Any:
+        raise self._fail()
+
+    def now(self) -> float:
+        raise self._fail()
+
+    async def submit(self, *args: Any) -> Job[Any]:
+        raise self._fail()
+
+
+class Route(TaskSpec, Generic[P, T]):
     """A registered task: callable as the function, schedulable with ``push``/``schedule``."""
 
     def __init__(
         self, func: Callable[..., Any], *, name: str, options: TaskOptions, owner: JobRouter | None
     ) -> None:
-        self.func = func
+        super().__init__(func, name=name, options=options)
         self.__wrapped__ = func
         self.__doc__ = func.__doc__
         self.__name__ = getattr(func, "__name__", name)
         self.__qualname__ = getattr(func, "__qualname__", name)
         self.__module__ = getattr(func, "__module__", __name__)
-        self.local_name = name
-        self.options = options
         self._owner = owner
-        self._app: Jobify | None = None
-        self.is_async = inspect.iscoroutinefunction(func)
-        self.signature = inspect.signature(func)
-        self.injections: Mapping[str, Extractor] = injections_for(func, name)
-        if self.injections and options.run_mode is RunMode.PROCESS:
-            raise TypeError(
-                f"task {name!r} uses run_mode=PROCESS and asks for injected "
-                f"{sorted(self.injections)}; live objects cannot be sent to another process"
-            )
-        params = list(self.signature.parameters.values())
-        self.bind_signature = self.signature.replace(
-            parameters=[p for p in params if p.default is not INJECT]
-        )
-        bindable = list(self.bind_signature.parameters.values())
-        self._positional_names: tuple[str, ...] | None = (
-            tuple(p.name for p in bindable)
-            if all(p.kind is p.POSITIONAL_OR_KEYWORD for p in bindable)
-            else None
-        )
-        self._required = sum(1 for p in bindable if p.default is p.empty)
-        # Calling by keyword is fastest and always right unless the function has
-        # positional-only or *args parameters; then BoundArguments rebuilds the call.
-        self.call_by_keyword = not any(
-            p.kind in (p.POSITIONAL_ONLY, p.VAR_POSITIONAL) for p in params
-        )
-        self.route_options: Mapping[str, Any] = MappingProxyType(
-            {
-                "name": name,
-                "cron": options.cron,
-                "retry": options.retry,
-                "timeout": options.timeout,
-                "durable": options.durable,
-                "run_mode": options.run_mode,
-                "metadata": options.metadata,
-            }
-        )
-        self._process_ref: tuple[str, str] | None = None
-        # Composed at app startup (execution.build_pipeline); None before.
-        self.pipeline: Any = None
-        self.bare = False
+        self._port: SubmitPort[T] = _Detached(self)
 
     @property
     def name(self) -> str:
         """The full name: ``name``, ``prefix:name`` or ``a.b:name``."""
         prefix = self._owner.full_prefix if self._owner is not None else ""
         return f"{prefix}:{self.local_name}" if prefix else self.local_name
+
+    @property
+    def router(self) -> JobRouter | None:
+        """The router this task was registered on (None for an app's own task)."""
+        return self._owner
+
+    def connect(self, port: SubmitPort[T]) -> None:
+        """Route this task's scheduling calls to ``port`` (called by the app it joins)."""
+        self._port = port
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
@@ -145,68 +122,17 @@ class Route(Generic[P, T]):
         """Call the plain function directly (no scheduling)."""
         return self.func(*args, **kwargs)
 
-    # -- scheduling ----------------------------------------------------------------------
-
-    @property
-    def app(self) -> Jobify:
-        """The app this task is registered with; RuntimeError while its router is detached."""
-        app = self._app
-        if app is None:
-            raise RuntimeError(
-                f"task {self.name!r} belongs to a router that is not included in an app; "
-                "call app.include_router(router) before scheduling its tasks"
-            )
-        return app
-
-    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Bound:
-        """Bind call arguments to the signature (TypeError if wrong); see :data:`Bound`."""
-        names = self._positional_names
-        if not kwargs and names is not None and self._required <= len(args) <= len(names):
-            if len(args) == len(names):
-                return args
-            # Plain positional call of a plain signature: what Signature.bind would return.
-            return dict(zip(names, args, strict=False))
-        try:
-            return self.bind_signature.bind(*args, **kwargs).arguments
-        except TypeError as exc:
-            raise TypeError(f"wrong arguments for task {self.name!r}: {exc}") from None
-
-    def as_dict(self, arguments: Bound) -> dict[str, Any]:
-        """Bound arguments as parameter name → value."""
-        if type(arguments) is tuple:
-            assert self._positional_names is not None
-            return dict(zip(self._positional_names, arguments, strict=True))
-        return arguments  # type: ignore[return-value]
-
-    def call_args(self, arguments: Bound) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        """The ``(args, kwargs)`` to call the function with, from bound arguments."""
-        if type(arguments) is tuple:
-            # Keyword form, as for a dict: middleware sees context.runnable.kwargs by name.
-            return (), self.as_dict(arguments)
-        assert isinstance(arguments, dict)
-        if self.call_by_keyword:
-            return (), dict(arguments)
-        bound = inspect.BoundArguments(self.signature, arguments)  # type: ignore[arg-type,unused-ignore]
-        return bound.args, bound.kwargs
-
-    def process_ref(self) -> tuple[str, str]:
-        """(module, qualname) to find the function in a worker process; TypeError if none."""
-        ref = self._process_ref
-        if ref is None:
-            ref = self._process_ref = check_process_function(self.func, self.name)
-        return ref
-
     async def push(self, *args: P.args, **kwargs: P.kwargs) -> Job[T]:
         """Run as soon as possible; returns once scheduled (and committed, if durable)."""
-        app = self.app
-        return await app._submitter.submit_now(self, self.bind(args, kwargs))
+        port = self._port
+        return await port.submit(self.bind(args, kwargs), port.now(), None, None, False, False)
 
     def schedule(self, *args: P.args, **kwargs: P.kwargs) -> ScheduleBuilder[T]:
         """Bind arguments now; choose when with ``.at()``, ``.delay()`` or ``.cron()``."""
-        from jobify.schedule import ScheduleBuilder
-
-        self.app  # noqa: B018 - fail early on a detached router
-        return ScheduleBuilder(self, self.bind(args, kwargs))
+        port = self._port
+        if isinstance(port, _Detached):
+            raise port._fail()
+        return ScheduleBuilder(port, self.bind(args, kwargs))
 
 
 class RootRoute(Route[P, T]):
@@ -266,18 +192,20 @@ class _Registrar:
         outer_middleware: Sequence[BaseOuterMiddleware] | None = None,
         route_class: type[Route[Any, Any]] | None = None,
     ) -> Any:
-        """Register a task: ``@app.task`` or ``@app.task(name=..., cron=..., retry=...)``."""
+        """Register a task: ``@app.task`` or ``@app.task(name=..., cron=..., retry=...)``.
+
+        ``name`` (default: the function's name) may contain ``:`` and ``.``; only an empty
+        or non-``str`` name is refused.
+        """
 
         def decorate(f: Callable[..., Any]) -> Route[Any, Any]:
             if isinstance(f, Route):
                 raise TypeError(f"{f.name!r} is already a task; decorate the function once")
             if not callable(f):
                 raise TypeError(f"@task decorates a function, got {type(f).__name__}")
-            task_name = name if name is not None else getattr(f, "__name__", None)
-            if not isinstance(task_name, str) or not task_name or ":" in task_name:
-                raise ValueError(
-                    f"task name must be a non-empty str without ':', got {task_name!r}"
-                )
+            task_name = check_text(
+                name if name is not None else getattr(f, "__name__", None), "task name"
+            )
             is_async = inspect.iscoroutinefunction(f)
             mode = (
                 run_mode if run_mode is not None else (RunMode.MAIN if is_async else RunMode.THREAD)
@@ -296,7 +224,7 @@ class _Registrar:
                 durable=bool(durable),
                 run_mode=mode,
                 metadata=MappingProxyType(dict(metadata or {})),
-                exception_handlers=_check_handlers(exception_handlers, f"task {task_name!r}"),
+                exception_handlers=check_handlers(exception_handlers, f"task {task_name!r}"),
                 middleware=tuple(middleware or ()),
                 outer_middleware=tuple(outer_middleware or ()),
             )
@@ -333,19 +261,25 @@ class JobRouter(_Registrar):
         exception_handlers: ExceptionHandlers | None = None,
         route_class: type[Route[Any, Any]] | None = None,
     ) -> None:
-        if prefix is not None and (not isinstance(prefix, str) or not prefix or ":" in prefix):
-            raise ValueError(f"router prefix must be a non-empty str without ':', got {prefix!r}")
+        if prefix is not None:
+            prefix = check_text(prefix, "router prefix")
+            if ":" in prefix:
+                raise ValueError(
+                    f"router prefix must not contain ':' (it separates prefix and task name), "
+                    f"got {prefix!r}"
+                )
         self.prefix = prefix
         self.state = State(state)
+        """This router's state: its tasks see it first, then the parents', then the app's."""
         self.lifespan = lifespan
         self.middleware: list[BaseMiddleware] = list(middleware or ())
         self.outer_middleware: list[BaseOuterMiddleware] = list(outer_middleware or ())
-        self.exception_handlers = _check_handlers(exception_handlers, "router")
+        self.exception_handlers = check_handlers(exception_handlers, "router")
         self._route_class = route_class or NodeRoute
         self.routes: list[Route[Any, Any]] = []
         self.routers: list[JobRouter] = []
         self.parent: JobRouter | None = None
-        self._app: Jobify | None = None
+        self._registry: Registry | None = None
 
     def __repr__(self) -> str:
         return f"<JobRouter prefix={self.prefix!r}>"
@@ -374,10 +308,30 @@ class JobRouter(_Registrar):
     def _owner(self) -> JobRouter | None:
         return self
 
+    def _check_open(self, what: str) -> None:
+        if self._registry is not None and self._registry.frozen:
+            raise ApplicationStateError(
+                f"cannot {what}: the app has already started; do it before startup"
+            )
+
+    def add_middleware(self, middleware: BaseMiddleware) -> None:
+        """Add execution middleware for this router's tasks (after those given so far)."""
+        self._check_open("add middleware")
+        if not callable(middleware):
+            raise TypeError(f"middleware must be a BaseMiddleware, got {middleware!r}")
+        self.middleware.append(middleware)
+
+    def add_outer_middleware(self, middleware: BaseOuterMiddleware) -> None:
+        """Add scheduling middleware for this router's tasks (after those given so far)."""
+        self._check_open("add outer middleware")
+        if not callable(middleware):
+            raise TypeError(f"outer middleware must be a BaseOuterMiddleware, got {middleware!r}")
+        self.outer_middleware.append(middleware)
+
     def _register(self, route: Route[Any, Any]) -> None:
-        app = self._app
-        if app is not None:
-            app._registry.add(route)  # raises on duplicates / after startup
+        registry = self._registry
+        if registry is not None:
+            registry.add(route)  # raises on duplicates / after startup
         elif any(r.local_name == route.local_name for r in self.routes):
             raise RouteAlreadyRegisteredError(route.name)
         self.routes.append(route)
@@ -386,7 +340,7 @@ class JobRouter(_Registrar):
         """Nest ``router`` under this one (its names gain this router's prefix)."""
         if not isinstance(router, JobRouter):
             raise TypeError(f"include_router takes a JobRouter, got {type(router).__name__}")
-        if router.parent is not None or router._app is not None:
+        if router.parent is not None or router._registry is not None:
             raise ValueError(f"{router!r} is already included somewhere; include it once")
         node: JobRouter | None = self
         while node is not None:
@@ -394,9 +348,9 @@ class JobRouter(_Registrar):
                 raise ValueError("a router cannot include itself or one of its parents")
             node = node.parent
         router.parent = self
-        if self._app is not None:
+        if self._registry is not None:
             try:
-                self._app._registry.attach(router)
+                self._registry.attach(router)
             except BaseException:
                 router.parent = None
                 raise
@@ -416,15 +370,25 @@ class JobRouter(_Registrar):
 
 
 class Registry:
-    """The app's table of routes by full name; binds routes to the app."""
+    """One app's table of routes by full name, and the routers included in it.
 
-    def __init__(self, app: Jobify) -> None:
-        self._app = app
+    ``connect`` is called with every route that joins (the app gives it its port).
+    ``freeze()`` (at app startup) makes every later registration an error.
+    """
+
+    def __init__(self, connect: Callable[[Route[Any, Any]], None]) -> None:
+        self._connect = connect
         self.routes: dict[str, Route[Any, Any]] = {}
         self.routers: list[JobRouter] = []
+        self.frozen = False
+
+    def freeze(self) -> None:
+        """No more tasks or routers: the app has started."""
+        self.frozen = True
 
     def add(self, route: Route[Any, Any]) -> None:
-        if self._app._started:
+        """Register one route under its full name."""
+        if self.frozen:
             raise ApplicationStateError(
                 f"cannot register task {route.name!r}: the app has already started; "
                 "register tasks before startup"
@@ -433,25 +397,27 @@ class Registry:
         if name in self.routes:
             raise RouteAlreadyRegisteredError(name)
         self.routes[name] = route
-        route._app = self._app
+        self._connect(route)
 
     def attach(self, router: JobRouter) -> None:
-        if self._app._started:
+        """Register a router tree (every route of it, under its full name)."""
+        if self.frozen:
             raise ApplicationStateError(
                 "cannot include a router: the app has already started; include routers "
                 "before startup"
             )
         tree = router.walk()
         new = [route for node in tree for route in node.routes]
-        names = [route.name for route in new]
         seen: set[str] = set()
-        for n in names:
-            if n in self.routes or n in seen:
-                raise RouteAlreadyRegisteredError(n)
-            seen.add(n)
+        for route in new:
+            name = route.name
+            if name in self.routes or name in seen:
+                raise RouteAlreadyRegisteredError(name)
+            seen.add(name)
         for node in tree:
-            node._app = self._app
+            node._registry = self
             self.routers.append(node)
         for route in new:
             self.routes[route.name] = route
-            route._app = self._app
+            self._connect(route)
+

@@ -10,7 +10,7 @@ import pytest
 
 from jobify import Cron, GracePolicy, Jobify, MisfirePolicy
 from jobify.crontab import create_crontab
-from jobify.triggers import MISFIRE_TOLERANCE, due_fires, runs_for_misfire
+from jobify._triggers import MISFIRE_TOLERANCE, due_fires, runs_for_misfire
 
 EVERY_MINUTE = create_crontab("* * * * *")
 T0 = datetime(2030, 5, 6, 10, 0, tzinfo=UTC)

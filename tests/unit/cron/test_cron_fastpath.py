@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jobify.cron import next_fire, parse
+from jobify._cron import next_fire, parse
 from jobify.crontab import CronExpression, create_crontab
 from jobify.exceptions import CronExhaustedError
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jobify.cron.parse import CronSpec, parse
+from jobify._cron.parse import CronSpec, parse
 from jobify.crontab import CronExpression, create_crontab
 from jobify.exceptions import BaseJobifyError, CronParseError
 

@@ -14,7 +14,7 @@ import pytest
 from serializer_samples import Level, Point, assert_same
 
 import jobify.typeadapter
-from jobify.arguments import ArgumentCodec, argument_hints
+from jobify._arguments import ArgumentCodec, argument_hints
 from jobify.exceptions import MissingDependencyError, SerializationError
 from jobify.serializers import ExtendedJSONSerializer, JSONSerializer, MsgpackSerializer
 from jobify.typeadapter import Dumper, Loader, PydanticConverter

@@ -20,7 +20,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from jobify.context import JobContext
+from jobify._context import JobContext
+from jobify.middleware._base import BaseMiddleware, CallNext
 
 __all__ = ["Item", "JobifyQueue", "QueueMiddleware"]
 
@@ -55,7 +56,7 @@ def _release(slot: asyncio.Future[None]) -> None:
         slot.set_result(None)
 
 
-class QueueMiddleware:
+class QueueMiddleware(BaseMiddleware):
     """Run at most ``workers`` executions at once, queued by priority."""
 
     def __init__(self, queue: JobifyQueue | None = None, workers: int = 100) -> None:
@@ -75,7 +76,7 @@ class QueueMiddleware:
                 for i in range(self.workers)
             ]
 
-    async def __call__(self, call_next: Any, context: JobContext) -> Any:
+    async def __call__(self, call_next: CallNext, context: JobContext) -> Any:
         metadata = context.route_options.get("metadata") or {}
         priority = metadata.get("priority", 0)
         if isinstance(priority, bool) or not isinstance(priority, int):

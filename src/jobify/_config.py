@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 if TYPE_CHECKING:
     from jobify.serializers import Serializer
     from jobify.storage import Storage
-    from jobify.triggers import CronFactory
+    from jobify._triggers import CronFactory
     from jobify.typeadapter import Dumper, Loader
 
 __all__ = ["JobifyConfiguration"]

@@ -55,7 +55,10 @@ class SmartRetry:
 
 
 def as_retry(retry: int | SmartRetry | None) -> SmartRetry | None:
-    """Normalise a task's ``retry`` option: an int means that many immediate retries."""
+    """Normalise a task's ``retry`` option: an int ``N`` means ``SmartRetry(retries=N)``, with
+    its default back-off (0.5 s, doubling, jitter, at most 60 s): retrying a failing remote
+    service at once would only hammer it. ``SmartRetry(retries=N, initial_delay=0)`` retries
+    at once."""
     if retry is None:
         return None
     if isinstance(retry, SmartRetry):
@@ -66,4 +69,4 @@ def as_retry(retry: int | SmartRetry | None) -> SmartRetry | None:
         raise ValueError(f"retry must be >= 0 (extra attempts after a failure), got {retry}")
     if retry == 0:
         return None
-    return SmartRetry(retries=retry, initial_delay=0.0, jitter=False)
+    return SmartRetry(retries=retry)

@@ -12,23 +12,25 @@ import types
 import typing
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+from jobify._builder import ScheduleBuilder
+from jobify._config import JobifyConfiguration
+from jobify._jobs import Job
 
 if TYPE_CHECKING:
-    from jobify.config import JobifyConfiguration
-    from jobify.jobs import Job
-    from jobify.runners import RunMode
-    from jobify.schedule import ScheduleBuilder
-    from jobify.scheduler import JobEntry
-    from jobify.triggers import Cron
+    from jobify._runmodes import RunMode
+    from jobify._triggers import Cron
 
 __all__ = [
     "INJECT",
     "CronContext",
     "JobContext",
     "OuterContext",
+    "ContextSource",
     "RequestState",
     "Runnable",
+    "ScopedState",
     "State",
     "injections_for",
 ]
@@ -89,6 +91,49 @@ class State(MutableMapping[str, Any]):
     _data: dict[str, Any]
 
 
+class ScopedState(State):
+    """The state a router's task sees: its router's own state first, then the parents'
+    states, then the app's. Reads fall through the scopes in that order; writes go to the
+    innermost one (the task's own router)."""
+
+    def __init__(self, scopes: list[State]) -> None:
+        super().__init__()
+        object.__setattr__(self, "_data", scopes[0]._data)
+        object.__setattr__(self, "_outer", scopes[1:])
+
+    _outer: list[State]
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"state has no attribute {name!r}") from None
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            return self._data[key]
+        except KeyError:
+            for scope in self._outer:
+                if key in scope:
+                    return scope[key]
+            raise
+
+    def __iter__(self) -> Iterator[str]:
+        seen = dict.fromkeys(self._data)
+        for scope in self._outer:
+            seen.update(dict.fromkeys(scope))
+        return iter(seen)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data or any(key in scope for scope in self._outer)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({dict(self.items())!r})"
+
+
 class RequestState(State):
     """Scratch space for one execution: fresh for every run, shared by its middleware."""
 
@@ -111,6 +156,13 @@ class CronContext:
     cron: Cron
     runs: int
     failures: int
+
+
+class ContextSource(Protocol):
+    """What a :class:`JobContext` builds its lazy parts from (the job being run)."""
+
+    def schedule_builder(self) -> ScheduleBuilder[Any]: ...
+    def cron_context(self) -> CronContext | None: ...
 
 
 class JobContext:
@@ -143,7 +195,7 @@ class JobContext:
         request_state: RequestState | None = None,
         schedule_builder: ScheduleBuilder[Any] | None = None,
         cron_context: CronContext | None = None,
-        source: JobEntry | None = None,
+        source: ContextSource | None = None,
     ) -> None:
         self.job = job
         self.state = state
@@ -175,9 +227,7 @@ class JobContext:
             source = self._source
             if source is None:
                 raise AttributeError("this context was made without a schedule_builder")
-            from jobify.schedule import ScheduleBuilder
-
-            builder = self._schedule_builder = ScheduleBuilder(source.route, source.arguments)
+            builder = self._schedule_builder = source.schedule_builder()
         return builder
 
     @schedule_builder.setter
@@ -189,8 +239,8 @@ class JobContext:
         """The cron trigger and counters of a cron job's execution; None for other jobs."""
         if self._cron_context is None:
             source = self._source
-            if source is not None and source.cron is not None:
-                self._cron_context = CronContext(source.cron, source.runs, source.failures)
+            if source is not None:
+                self._cron_context = source.cron_context()
         return self._cron_context
 
     def __repr__(self) -> str:
@@ -224,10 +274,6 @@ Extractor = Callable[[JobContext], Any]
 
 
 def _injectables() -> dict[Any, Extractor]:
-    from jobify.config import JobifyConfiguration
-    from jobify.jobs import Job
-    from jobify.schedule import ScheduleBuilder
-
     return {
         JobContext: lambda c: c,
         Job: lambda c: c.job,

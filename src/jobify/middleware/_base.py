@@ -1,9 +1,10 @@
-"""Middleware: hooks around a job's execution and around scheduling calls.
+"""The middleware base classes and how chains are composed.
 
 ``BaseMiddleware`` wraps execution: ``await call_next(context)`` runs the rest of the chain and
 the task; not calling it skips the job, and the middleware's return value is the result.
 ``BaseOuterMiddleware`` wraps ``push/at/delay/cron``: it may change ``context.arguments`` or
-refuse by raising, in which case nothing is scheduled or stored.
+refuse (by raising, or by returning without calling ``call_next``), in which case nothing is
+scheduled or stored.
 
 Chains are composed once per route at startup (``compose``), never per job.
 """
@@ -15,20 +16,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from jobify.context import JobContext, OuterContext
+from jobify._context import JobContext, OuterContext
 
 if TYPE_CHECKING:
-    from jobify.jobs import Job
+    from jobify._jobs import Job
 
-__all__ = [
-    "BaseMiddleware",
-    "BaseOuterMiddleware",
-    "CallNext",
-    "CallNextOuter",
-    "Item",
-    "JobifyQueue",
-    "QueueMiddleware",
-]
+__all__ = ["BaseMiddleware", "BaseOuterMiddleware", "CallNext", "CallNextOuter", "compose"]
 
 CallNext = Callable[[JobContext], Awaitable[Any]]
 CallNextOuter = Callable[[OuterContext], Awaitable["Job[Any]"]]
@@ -57,5 +50,3 @@ def compose(middleware: Sequence[Any], inner: Callable[[Any], Awaitable[Any]]) -
         handler = partial(m, handler)
     return handler
 
-
-from jobify.queue import Item, JobifyQueue, QueueMiddleware  # noqa: E402  (re-export)

@@ -10,16 +10,22 @@ import enum
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 __all__ = [
+    "MAX_TIMESTAMP",
     "MISFIRE_TOLERANCE",
     "Cron",
     "CronParser",
     "GracePolicy",
     "MisfirePolicy",
-    "due_fires",
+    "check_delay",
+    "check_instant",
+    "latest_due_fire",
+    "localize",
+    "resolve_zone",
     "runs_for_misfire",
 ]
 
@@ -27,8 +33,14 @@ MISFIRE_TOLERANCE = timedelta(seconds=1)
 """A fire that starts later than this after its time counts as missed (the loop was blocked,
 the app was down, or the wall clock jumped); within it, the fire is merely late and just runs."""
 
-MAX_COUNTED_FIRES = 100_000
-"""Missed fires are enumerated up to this many; beyond it ``ALL`` runs this many (logged)."""
+MAX_CATCH_UP_RUNS = 100_000
+"""``MisfirePolicy.ALL`` runs at most this many missed fires at once; older ones are dropped
+(logged)."""
+
+MAX_TIMESTAMP = datetime(9999, 12, 30, tzinfo=UTC).timestamp()
+"""The latest instant a job may be scheduled for: a day short of ``datetime.max``, so that
+the instant can be shown in any zone."""
+MIN_TIMESTAMP = datetime(1, 1, 2, tzinfo=UTC).timestamp()
 
 
 class CronParser(Protocol):
@@ -91,10 +103,19 @@ class Cron:
     start_date: datetime | None = None
     args: Sequence[Any] = ()
     kwargs: Mapping[str, Any] = field(default_factory=dict)
-    tz: tzinfo | None = None
-    """Zone to evaluate the expression in (beyond the reference API); default: the app's."""
+    tz: tzinfo | str | None = None
+    """Zone to evaluate the expression in (beyond the reference API): a ``ZoneInfo`` or an
+    IANA zone name such as ``"America/New_York"`` (kept as a ``ZoneInfo``); default: the
+    app's zone."""
+
+    @property
+    def zone(self) -> ZoneInfo | None:
+        """``tz`` resolved to a ``ZoneInfo`` (None: evaluated in the app's zone)."""
+        return self.tz  # type: ignore[return-value]  # resolved in __post_init__
 
     def __post_init__(self) -> None:
+        if self.tz is not None:
+            object.__setattr__(self, "tz", resolve_zone(self.tz, "Cron tz"))
         if not isinstance(self.expression, str):
             raise TypeError(f"Cron expression must be a str, got {type(self.expression).__name__}")
         if isinstance(self.max_runs, bool) or not isinstance(self.max_runs, int):
@@ -118,27 +139,52 @@ class Cron:
             raise TypeError(f"Cron kwargs must be a mapping, got {type(self.kwargs).__name__}")
 
 
-def due_fires(
-    parser: CronParser, after: datetime, now: datetime, limit: int = MAX_COUNTED_FIRES
-) -> tuple[int, datetime | None, datetime]:
-    """Count the fires in ``[after, now]`` and find the next one after ``now``.
+def latest_due_fire(
+    parser: CronParser, armed: datetime, now: datetime
+) -> tuple[int, datetime | None]:
+    """The fires due by ``now`` of a job armed for the fire ``armed``.
 
-    ``after`` is itself a fire time (the one the job was armed for). Returns
-    ``(count, latest_due, next_future)``; ``count`` stops at ``limit``, in which case the
-    fires between the limit and ``now`` are skipped and ``next_future`` is still correct.
+    Returns ``(0, None)`` when nothing is due, ``(1, armed)`` when only ``armed`` is, and
+    ``(2, latest)`` when two or more are (``2`` means "several": the exact count is not
+    needed by any policy, and counting would cost one ``next_run`` per missed fire). The
+    latest due fire is found in O(log(now - armed)) calls: gallop back from ``now`` to an
+    instant before it, then bisect on the rule that ``next_run(t) <= now`` exactly when
+    ``t`` is before the latest due fire.
     """
-    if after > now:
-        return 0, None, after
-    count = 1
-    latest = after
-    nxt = parser.next_run(now=after)
+    if armed > now:
+        return 0, None
+    if parser.next_run(now=armed) > now:
+        return 1, armed
+    step = _ONE_SECOND
+    hi = now  # next_run(hi) > now: no fire after now is due
+    lo = now - step
+    while lo > armed and parser.next_run(now=lo) > now:
+        hi = lo
+        step *= 2
+        lo = now - step
+    if lo <= armed:
+        lo = armed  # next_run(armed) <= now, checked above
+    while True:
+        candidate = parser.next_run(now=lo)  # a due fire, <= now
+        if parser.next_run(now=candidate) > now:
+            return 2, candidate
+        mid = lo + (hi - lo) / 2
+        if mid <= lo or mid >= hi:  # cannot split further: walk the rest
+            return 2, _walk_to_latest(parser, candidate, now)
+        if parser.next_run(now=mid) <= now:
+            lo = mid
+        else:
+            hi = mid
+
+
+def _walk_to_latest(parser: CronParser, fire: datetime, now: datetime) -> datetime:
+    nxt = parser.next_run(now=fire)
     while nxt <= now:
-        if count >= limit:
-            return count, latest, parser.next_run(now=now)
-        count += 1
-        latest = nxt
-        nxt = parser.next_run(now=nxt)
-    return count, latest, nxt
+        fire, nxt = nxt, parser.next_run(now=nxt)
+    return fire
+
+
+_ONE_SECOND = timedelta(seconds=1)
 
 
 def runs_for_misfire(
@@ -169,6 +215,62 @@ def runs_for_misfire(
     if isinstance(policy, GracePolicy):
         return 1 if lateness <= max(policy.grace, tolerance) else 0
     raise TypeError(f"unknown misfire policy {policy!r}")
+
+
+def resolve_zone(value: Any, what: str = "tz") -> ZoneInfo:
+    """A ``ZoneInfo`` from a ``ZoneInfo``, an IANA zone name or UTC; a clear error otherwise."""
+    if isinstance(value, ZoneInfo):
+        return value
+    if isinstance(value, str):
+        try:
+            return ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            raise ValueError(
+                f"{what}: unknown time zone {value!r}; use an IANA zone name such as "
+                "'Europe/Berlin' or 'UTC'"
+            ) from None
+    if value is UTC or value is timezone.utc:  # noqa: UP017
+        return ZoneInfo("UTC")
+    raise TypeError(
+        f"{what} must be a zoneinfo.ZoneInfo or an IANA zone name (e.g. 'Europe/Berlin'), "
+        f"got {value!r}"
+    )
+
+
+def localize(naive: datetime, tz: tzinfo) -> datetime:
+    """Attach ``tz`` to a naive wall time, by the same rules as cron across DST.
+
+    A wall time in a repeated hour means its first occurrence (unless ``fold=1`` asks for the
+    second); a wall time in a skipped hour (it never happens) means the first instant after
+    the gap.
+    """
+    aware = naive.replace(tzinfo=tz)
+    back = aware.astimezone(UTC).astimezone(tz).replace(tzinfo=None)
+    if back == naive.replace(fold=0):
+        return aware
+    # In a gap: the two folds map to instants on either side of the transition; bisect
+    # (to the second: zone transitions happen on whole seconds) for the instant it happens.
+    lo = int(naive.replace(tzinfo=tz, fold=1).timestamp()) - 1
+    hi = int(naive.replace(tzinfo=tz, fold=0).timestamp()) + 1
+    before = datetime.fromtimestamp(lo, tz).utcoffset()
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if datetime.fromtimestamp(mid, tz).utcoffset() == before:
+            lo = mid
+        else:
+            hi = mid
+    return datetime.fromtimestamp(hi, tz)
+
+
+def check_instant(timestamp: float) -> float:
+    """Validate the epoch second a job is scheduled for: not after :data:`MAX_TIMESTAMP`
+    (a clear ``ValueError``); instants before year 1 are "now" anyway and are clamped."""
+    if timestamp > MAX_TIMESTAMP:
+        raise ValueError(
+            "the job would run after 9999-12-30, the latest time a datetime can hold; "
+            "use a smaller delay or an earlier time"
+        )
+    return timestamp if timestamp >= MIN_TIMESTAMP else MIN_TIMESTAMP
 
 
 def check_delay(seconds: float) -> float:

@@ -1,7 +1,7 @@
 """The next fire time of a compiled cron expression: a pure function of spec and aware ``now``.
 
 The search runs on naive wall-clock fields, field by field (year, month, day, hour, minute,
-second) using the lookup tables of :class:`~jobify.cron.parse.CronSpec`, so the cost is a handful
+second) using the lookup tables of :class:`~jobify._cron.parse.CronSpec`, so the cost is a handful
 of table look-ups whatever the expression; it never iterates second by second.
 
 Wall times are then mapped to instants in the zone of ``now``.  Daylight-saving rules (spec §4):
@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as _dt
 from datetime import datetime, timedelta, timezone
 
-from jobify.cron.parse import MAX_YEAR, MIN_YEAR, CronSpec, month_shape_index
+from jobify._cron.parse import MAX_YEAR, MIN_YEAR, CronSpec, month_shape_index
 from jobify.exceptions import CronExhaustedError
 
 __all__ = ["day_is_unambiguous", "next_fire", "next_wall"]

@@ -1,0 +1,714 @@
+"""``Jobify``: the application. It registers tasks, then wires the parts and runs their lives.
+
+Deliberately thin: options are validated into a ``JobifyConfiguration``; at startup every
+registered task is compiled once into a :class:`~jobify._entry.Task` (pipeline, outer
+middleware, state), and each part is handed its collaborators explicitly: the scheduler its
+clock and run log, the submitter the scheduler and the recorder, each route its port.
+Resources are entered into one ``AsyncExitStack`` so shutdown releases them in reverse order
+by construction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import Executor as PoolExecutor
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from types import MappingProxyType, TracebackType
+from typing import Any, Protocol, runtime_checkable
+from zoneinfo import ZoneInfo
+
+from jobify._arguments import ArgumentCodec
+from jobify._commands import CommandApplier
+from jobify._config import JobifyConfiguration
+from jobify._context import ScopedState, State
+from jobify._entry import JobEntry, Task
+from jobify._execution import Pools, build_execute
+from jobify._history import NULL_RUN_LOG, HistoryLog, RunHistory
+from jobify._jobs import Job, JobStatus
+from jobify._records import OrphanSource, Restored, StoreRecorder, Unrestorable
+from jobify._scheduler import RunLog, Scheduler
+from jobify._signals import SignalGuard
+from jobify._submit import NotStarted, Request, Submitter, TaskPort, id_factory
+from jobify._task import ExceptionHandler, ExceptionHandlers
+from jobify._triggers import CronFactory, CronParser, resolve_zone
+from jobify.crontab import create_crontab
+from jobify.exceptions import ApplicationStateError
+from jobify.middleware import BaseMiddleware, BaseOuterMiddleware, QueueMiddleware
+from jobify.router import JobRouter, Registry, RootRoute, Route, _Registrar, check_handler, check_handlers
+from jobify.serializers import ExtendedJSONSerializer, JSONSerializer, Serializer
+from jobify.storage import SQLiteStorage, Storage
+from jobify.storage.base import CommandChannel, RecordStatus, TaskRecord
+from jobify.typeadapter import Dumper, Loader
+
+__all__ = ["Jobify", "Plugin"]
+
+log = logging.getLogger("jobify")
+
+AppLifespan = Callable[["Jobify"], AbstractAsyncContextManager[Any]]
+
+
+@runtime_checkable
+class Plugin(Protocol):
+    """An extension started after the app's lifespans and stopped before them."""
+
+    async def startup(self, app: Jobify) -> None:
+        """Called once at app startup."""
+
+    async def shutdown(self) -> None:
+        """Called once at app shutdown."""
+
+
+def _resolve_storage(storage: Any) -> Storage | None:
+    if storage is False:
+        return None
+    if storage is None:
+        return SQLiteStorage("jobify.db")
+    if isinstance(storage, Storage):
+        return storage
+    raise TypeError(
+        "storage must be None (SQLite file jobify.db), False (nothing persisted) or a "
+        f"Storage instance, got {storage!r}"
+    )
+
+
+def _resolve_history(history: Any, storage: Storage | None) -> RunHistory | None:
+    if history is None:
+        history = storage is not None
+    if history is False:
+        return None
+    if history is True:
+        return RunHistory()
+    if isinstance(history, RunHistory):
+        return history
+    raise TypeError(
+        f"history must be True, False or a RunHistory(max_age=..., max_rows=...), got {history!r}"
+    )
+
+
+def _check_concurrency(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"concurrency must be None (unlimited) or an int >= 1, got {value!r}")
+    return value
+
+
+class Jobify(_Registrar):
+    """The application: register tasks, then ``async with app:`` to run them.
+
+    Every option is keyword-only and optional: ``tz`` (a ``ZoneInfo`` or zone name; default
+    UTC), ``storage`` (None: the SQLite file ``jobify.db``; False: nothing persisted; or a
+    ``Storage``), ``serializer``, ``dumper``/``loader``, ``lifespan``, ``middleware``,
+    ``outer_middleware``, ``exception_handlers``, ``cron_factory``, ``loop_factory``,
+    ``threadpool_executor``/``processpool_executor``, ``route_class``, ``plugins``,
+    ``state`` (initial ``app.state``), ``uuid_generator`` (generated job ids are its
+    ``.hex``; default ``uuid.uuid4``), ``handle_signals`` (graceful SIGINT/SIGTERM in a plain
+    script; never overrides a host's handlers), ``history`` (run history retention: True,
+    False or a ``RunHistory``; default on with storage), ``concurrency`` (most jobs running at
+    once; None: no limit) and ``clock`` (epoch seconds source; a seam for tests).
+    """
+
+    def __init__(
+        self,
+        *,
+        tz: ZoneInfo | str | None = None,
+        storage: Storage | bool | None = None,
+        serializer: Serializer | None = None,
+        dumper: Dumper | None = None,
+        loader: Loader | None = None,
+        lifespan: AppLifespan | None = None,
+        middleware: Sequence[BaseMiddleware] | None = None,
+        outer_middleware: Sequence[BaseOuterMiddleware] | None = None,
+        exception_handlers: ExceptionHandlers | None = None,
+        cron_factory: CronFactory | None = None,
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
+        threadpool_executor: PoolExecutor | None = None,
+        processpool_executor: PoolExecutor | None = None,
+        route_class: type[Route[Any, Any]] | None = None,
+        plugins: Sequence[Plugin] | None = None,
+        state: Mapping[str, Any] | None = None,
+        uuid_generator: Callable[[], uuid.UUID] = uuid.uuid4,
+        handle_signals: bool = True,
+        history: bool | RunHistory | None = None,
+        concurrency: int | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        if serializer is None:
+            serializer = (
+                JSONSerializer()
+                if dumper is not None or loader is not None
+                else ExtendedJSONSerializer()
+            )
+        if not callable(uuid_generator):
+            raise TypeError(f"uuid_generator must be callable, got {uuid_generator!r}")
+        if clock is not None and not callable(clock):
+            raise TypeError(f"clock must be a callable returning epoch seconds, got {clock!r}")
+        resolved_storage = _resolve_storage(storage)
+        self.configs = JobifyConfiguration(
+            tz=resolve_zone(tz if tz is not None else "UTC", "Jobify tz"),
+            storage=resolved_storage,
+            serializer=serializer,
+            dumper=dumper,
+            loader=loader,
+            cron_factory=cron_factory or create_crontab,
+            threadpool_executor=threadpool_executor,
+            processpool_executor=processpool_executor,
+        )
+        self.state = State(state)
+        self.lifespan = lifespan
+        self.middleware: list[BaseMiddleware] = list(middleware or ())
+        self.outer_middleware: list[BaseOuterMiddleware] = list(outer_middleware or ())
+        self.exception_handlers: dict[type[BaseException], ExceptionHandler] = dict(
+            check_handlers(exception_handlers, "app")
+        )
+        self.history = _resolve_history(history, resolved_storage)
+        self.concurrency = _check_concurrency(concurrency)
+        """The most jobs running at once in this app (None: no limit); settable before
+        startup (``jobify worker --concurrency``)."""
+        self.handle_signals = bool(handle_signals)
+        self._clock: Callable[[], float] = clock or time.time
+        self._new_id = id_factory(uuid_generator)
+        self._loop_factory = loop_factory or asyncio.get_running_loop
+        self._route_class = route_class or RootRoute
+        self._started = False
+        self._closed = False
+        self.plugins: list[Plugin] = []
+        for plugin in plugins or ():
+            self.add_plugin(plugin)
+        self._registry = Registry(self._connect_route)
+        self._parsers: dict[str, CronParser] = {}
+        self._scheduler: Scheduler | None = None
+        self._submitter: Submitter | None = None
+        self._orphans: dict[str, OrphanSource] = {}
+        self._stack: AsyncExitStack | None = None
+        self._signals = SignalGuard()
+
+    # -- registration --------------------------------------------------------------------
+
+    def _owner(self) -> JobRouter | None:
+        return None
+
+    def _connect_route(self, route: Route[Any, Any]) -> None:
+        route.connect(NotStarted(self.configs.tz, self._clock))
+
+    def _register(self, route: Route[Any, Any]) -> None:
+        if route.options.cron is not None:
+            self._cron_parser(route.options.cron.expression)  # CronParseError at decoration
+        self._registry.add(route)
+
+    def include_router(self, router: JobRouter) -> None:
+        """Add a router's tasks (and its sub-routers') under their prefixes."""
+        if not isinstance(router, JobRouter):
+            raise TypeError(f"include_router takes a JobRouter, got {type(router).__name__}")
+        if router.parent is not None or router in self._registry.routers:
+            raise ValueError(f"{router!r} is already included somewhere; include it once")
+        for node in router.walk():
+            for route in node.routes:
+                if route.options.cron is not None:
+                    self._cron_parser(route.options.cron.expression)
+        self._registry.attach(router)
+
+    def include_routers(self, *routers: JobRouter) -> None:
+        """Include several routers, in order."""
+        for router in routers:
+            self.include_router(router)
+
+    def _check_not_started(self, what: str) -> None:
+        if self._started:
+            raise ApplicationStateError(
+                f"cannot {what}: the app has already started; do it before startup"
+            )
+
+    def add_middleware(self, middleware: BaseMiddleware) -> None:
+        """Add execution middleware for every task (after those given so far)."""
+        self._check_not_started("add middleware")
+        if not callable(middleware):
+            raise TypeError(f"middleware must be a BaseMiddleware, got {middleware!r}")
+        self.middleware.append(middleware)
+
+    def add_outer_middleware(self, middleware: BaseOuterMiddleware) -> None:
+        """Add scheduling middleware for every task (after those given so far)."""
+        self._check_not_started("add outer middleware")
+        if not callable(middleware):
+            raise TypeError(f"outer middleware must be a BaseOuterMiddleware, got {middleware!r}")
+        self.outer_middleware.append(middleware)
+
+    def add_exception_handler(
+        self, exc_type: type[BaseException], handler: ExceptionHandler
+    ) -> None:
+        """Handle ``exc_type`` (and subclasses) raised by any task, as if given in
+        ``exception_handlers``."""
+        self._check_not_started("add an exception handler")
+        check_handler(exc_type, handler, "app")
+        self.exception_handlers[exc_type] = handler
+
+    def add_plugin(self, plugin: Plugin) -> None:
+        """Add a plugin (``async startup(app)`` / ``async shutdown()``) before startup."""
+        if self._started:
+            raise ApplicationStateError("plugins must be added before the app starts")
+        # The runtime Protocol check only sees that the attributes exist; a sync startup or
+        # a plugin class instead of an instance would fail later, far from the mistake.
+        if (
+            isinstance(plugin, type)
+            or not isinstance(plugin, Plugin)
+            or not all(
+                inspect.iscoroutinefunction(getattr(plugin, name))
+                for name in ("startup", "shutdown")
+            )
+        ):
+            raise TypeError(
+                f"a plugin needs async startup(app) and async shutdown() methods, got {plugin!r}"
+            )
+        self.plugins.append(plugin)
+
+    def _cron_parser(self, expression: str) -> CronParser:
+        parser = self._parsers.get(expression)
+        if parser is None:
+            parser = self._parsers[expression] = self.configs.cron_factory(expression)
+        return parser
+
+    # -- queries -------------------------------------------------------------------------
+
+    @property
+    def tasks(self) -> Mapping[str, Route[Any, Any]]:
+        """Every registered task by full name (app tasks and included routers' tasks)."""
+        return MappingProxyType(self._registry.routes)
+
+    def find_job(self, job_id: str) -> Job[Any] | None:
+        """The live handle of a scheduled, running or paused job, or of an orphaned stored
+        job (status ORPHANED: its ``cancel()`` removes the record); None if unknown."""
+        if self._scheduler is not None:
+            entry = self._scheduler.jobs.get(job_id)
+            if entry is not None:
+                return entry.job
+        orphan = self._orphans.get(job_id)
+        return orphan.job if orphan is not None else None
+
+    def get_active_jobs(self) -> list[Job[Any]]:
+        """Handles of every scheduled, running or paused job."""
+        if self._scheduler is None:
+            return []
+        return [entry.job for entry in self._scheduler.jobs.values()]
+
+    async def wait_all(self, timeout: float | None = None) -> None:
+        """Wait until no job is scheduled or running.
+
+        Raises ``TimeoutError`` when jobs are still pending after ``timeout`` seconds.
+        """
+        if timeout is not None:
+            if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+                raise TypeError(f"timeout must be a number, got {type(timeout).__name__}")
+            if not timeout >= 0:
+                raise ValueError(f"timeout must be >= 0 seconds (or None), got {timeout}")
+        if self._scheduler is None:
+            return
+        if not await self._scheduler.wait_idle(timeout):
+            pending = len(self._scheduler.jobs)
+            raise TimeoutError(f"{pending} job(s) still scheduled or running after {timeout}s")
+
+    # -- life cycle ----------------------------------------------------------------------
+
+    async def __aenter__(self) -> Jobify:
+        await self.startup()
+        task = asyncio.current_task()
+        if task is not None and self.handle_signals:
+            self._signals.install(asyncio.get_running_loop(), task)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            await self.shutdown()
+        finally:
+            self._signals.uninstall()
+        self._signals.reraise()
+
+    async def startup(self) -> None:
+        """Enter lifespans and plugins, open storage, restore jobs, start timers."""
+        if self._closed:
+            raise ApplicationStateError("the app has shut down; create a new Jobify to restart")
+        if self._started:
+            raise ApplicationStateError("the app is already started")
+        loop = self._loop_factory()
+        self._started = True
+        self._registry.freeze()
+        stack = AsyncExitStack()
+        try:
+            await self._enter_lifespans(stack)
+            for plugin in self.plugins:
+                await plugin.startup(self)
+                stack.push_async_callback(plugin.shutdown)
+            pools = Pools(self.configs.threadpool_executor, self.configs.processpool_executor)
+            # Off the loop: waiting for a process pool's workers must not stall other tasks.
+            stack.push_async_callback(asyncio.to_thread, pools.shutdown)
+            tasks = self._compile(pools)
+            for stop in self._middleware_shutdowns():
+                # Pushed before the scheduler's stop: running jobs are cancelled first, then
+                # middleware (e.g. QueueMiddleware's workers) is stopped.
+                stack.push_async_callback(stop)
+            storage = self.configs.storage
+            recorder: StoreRecorder | None = None
+            run_log: RunLog = NULL_RUN_LOG
+            if storage is not None:
+                await storage.startup()
+                stack.push_async_callback(storage.shutdown)
+                codec = ArgumentCodec(
+                    self.configs.serializer, self.configs.dumper, self.configs.loader
+                )
+                recorder = StoreRecorder(storage, codec)
+                if self.history is not None:
+                    history = HistoryLog(storage, self.history, self._clock)
+                    run_log = history
+                    history.start(loop)
+                    stack.push_async_callback(history.stop)
+            scheduler = Scheduler(loop, self._clock, run_log, self.concurrency)
+            self._scheduler = scheduler
+            submitter = Submitter(
+                scheduler=scheduler,
+                clock=self._clock,
+                tz=self.configs.tz,
+                parser_for=self._cron_parser,
+                new_id=self._new_id,
+                config=self.configs,
+                recorder=recorder,
+            )
+            self._submitter = submitter
+            stack.push_async_callback(scheduler.stop)
+            for task in tasks.values():
+                port: TaskPort[Any] = TaskPort(submitter, task)
+                task.port = port
+                self._registry.routes[task.name].connect(port)
+            scheduler.start()
+            if storage is not None and recorder is not None:
+                await self._restore(storage, recorder, tasks)
+                await storage.save_tasks(_task_records(tasks, self._clock()))
+                if isinstance(storage, CommandChannel):
+                    applier = CommandApplier(storage, scheduler, self._orphans, self._run_extra)
+                    applier.start()
+                    stack.push_async_callback(applier.stop)
+            else:
+                await self._declare_crons(tasks, {}, {})
+        except BaseException:
+            self._closed = True
+            if self._submitter is not None:
+                self._submitter.open = False
+            await stack.aclose()
+            raise
+        self._stack = stack
+
+    async def shutdown(self, grace: float | None = None) -> None:
+        """Stop timers and running jobs, close executors and storage, exit lifespans.
+
+        ``grace``: seconds to let running jobs finish before they are cancelled (None, the
+        default: cancel them at once). No new job is accepted and no new run starts once
+        shutdown has begun. Durable jobs stay stored and run after the next start.
+        """
+        if grace is not None:
+            if isinstance(grace, bool) or not isinstance(grace, int | float):
+                raise TypeError(f"grace must be a number of seconds, got {type(grace).__name__}")
+            if not grace >= 0 or grace == float("inf"):
+                raise ValueError(f"grace must be a finite number of seconds >= 0, got {grace}")
+        if not self._started or self._closed:
+            self._closed = True
+            return
+        self._closed = True
+        if self._submitter is not None:
+            self._submitter.open = False
+        if grace and self._scheduler is not None:
+            await self._scheduler.drain(grace)
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
+
+    async def _enter_lifespans(self, stack: AsyncExitStack) -> None:
+        if self.lifespan is not None:
+            value = await stack.enter_async_context(self.lifespan(self))
+            if isinstance(value, Mapping):
+                self.state.update(value)
+        for router in self._registry.routers:
+            if router.lifespan is not None:
+                value = await stack.enter_async_context(router.lifespan(router))
+                if isinstance(value, Mapping):
+                    router.state.update(value)
+
+    def _compile(self, pools: Pools) -> dict[str, Task]:
+        """Build every task's execution pipeline, scheduling chain and state, once."""
+        durable_storage = self.configs.storage is not None
+        tasks: dict[str, Task] = {}
+        for name, route in self._registry.routes.items():
+            router = route.router
+            routers = router.chain() if router is not None else []
+            middleware: list[Any] = [*self.middleware]
+            outer: list[Any] = [*self.outer_middleware]
+            for node in routers:
+                middleware.extend(node.middleware)
+                outer.extend(node.outer_middleware)
+            middleware.extend(route.options.middleware)
+            outer.extend(route.options.outer_middleware)
+            queues = [m for m in middleware if isinstance(m, QueueMiddleware)]
+            if len(queues) != len({id(q) for q in queues}):
+                raise ValueError(
+                    f"task {name!r}: the same QueueMiddleware instance is in its chain "
+                    "twice (e.g. at app and router level); an execution would wait for a "
+                    "second slot while holding the first. Add it at one level only."
+                )
+            handlers = [
+                route.options.exception_handlers,
+                *(r.exception_handlers for r in reversed(routers)),
+                self.exception_handlers,
+            ]
+            state = (
+                ScopedState([*(r.state for r in reversed(routers)), self.state])
+                if routers
+                else self.state
+            )
+            task = Task(route, name, route.options.durable and durable_storage, state)
+            task.execute = build_execute(
+                route,
+                name,
+                middleware=middleware,
+                handlers=handlers,
+                pools=pools,
+                config=self.configs,
+                state=state,
+            )
+            task.outer = outer or None
+            tasks[name] = task
+        return tasks
+
+    def _middleware_shutdowns(self) -> list[Callable[[], Awaitable[Any]]]:
+        """The async ``shutdown`` of every middleware instance in use, each instance once."""
+        chains: list[Sequence[Any]] = [self.middleware, self.outer_middleware]
+        for router in self._registry.routers:
+            chains += [router.middleware, router.outer_middleware]
+        for route in self._registry.routes.values():
+            chains += [route.options.middleware, route.options.outer_middleware]
+        seen: set[int] = set()
+        stops: list[Callable[[], Awaitable[Any]]] = []
+        for chain in chains:
+            for m in chain:
+                stop = getattr(m, "shutdown", None)
+                if id(m) in seen or not inspect.iscoroutinefunction(stop):
+                    continue
+                seen.add(id(m))
+                stops.append(stop)
+        return stops
+
+    # -- restore -------------------------------------------------------------------------
+
+    async def _restore(
+        self, storage: Storage, recorder: StoreRecorder, tasks: Mapping[str, Task]
+    ) -> None:
+        """Own every restorable stored job; show the others as orphans; declare crons."""
+        scheduler = self._scheduler
+        assert scheduler is not None
+        restored: dict[str, JobEntry] = {}
+        ended: dict[str, Restored] = {}
+        for record in await storage.load():
+            if record.status not in RecordStatus.ALL:
+                self._orphan(storage, record, f"unknown record status {record.status!r}")
+                continue
+            try:
+                found = recorder.decode(record, tasks)
+            except Unrestorable as exc:
+                self._orphan(storage, record, str(exc))
+                continue
+            if record.status in (RecordStatus.PERMANENTLY_FAILED, RecordStatus.FINISHED):
+                ended[record.job_id] = found
+                continue
+            entry = self._restored_entry(found, recorder, scheduler)
+            restored[record.job_id] = entry
+            scheduler.add(entry)
+        await self._declare_crons(tasks, restored, ended)
+        for entry in restored.values():
+            if entry.owned and not entry.paused:
+                scheduler.arm(entry)
+        if restored:
+            log.info("restored %d job(s) from storage", len(restored))
+
+    def _restored_entry(
+        self, found: Restored, recorder: StoreRecorder, scheduler: Scheduler
+    ) -> JobEntry:
+        cron = found.cron
+        parser = self._cron_parser(cron.expression) if cron is not None else None
+        entry = JobEntry(
+            found.task,
+            Job(found.record.job_id),
+            found.arguments,
+            found.record.exec_at,
+            found.tz or (cron.zone if cron is not None else None) or self.configs.tz,
+            # Restored records are durable whatever the task says now: a task switched to
+            # durable=False still finishes (deletes) the record it left behind.
+            recorder,
+            scheduler,
+            cron,
+            parser,
+            found.runs,
+            found.failures,
+        )
+        entry.declared = found.declared
+        entry.missed = True  # fires due now happened while the app was down
+        if found.record.status == RecordStatus.PAUSED:
+            entry.paused = True
+            entry.job.status = JobStatus.PAUSED
+        return entry
+
+    def _orphan(self, storage: Storage, record: Any, reason: str) -> None:
+        log.error(
+            "job %r of task %r cannot be restored: %s. Its record is left in storage; "
+            "register the task, or remove the record with `await app.find_job(%r).cancel()` "
+            "(or `jobify jobs cancel %s`)",
+            record.job_id,
+            record.task_name,
+            reason,
+            record.job_id,
+            record.job_id,
+            extra={"job_id": record.job_id, "task_name": record.task_name},
+        )
+        self._orphans[record.job_id] = OrphanSource(
+            storage, record, self.configs.tz, reason, self._forget_orphan
+        )
+
+    def _forget_orphan(self, job_id: str) -> None:
+        self._orphans.pop(job_id, None)
+
+    async def _declare_crons(
+        self,
+        tasks: Mapping[str, Task],
+        restored: dict[str, JobEntry],
+        ended: Mapping[str, Restored],
+    ) -> None:
+        """Bring the crons declared on tasks (``@app.task(cron=...)``) in line with storage.
+
+        An unchanged declaration keeps its stored job: its counters and next fire, or its
+        finished / permanently failed end (it does not start again). A changed declaration
+        starts afresh. A stored declared cron whose task no longer declares one is removed.
+        """
+        submitter, scheduler = self._submitter, self._scheduler
+        assert submitter is not None and scheduler is not None
+        for job_id, found in ended.items():
+            if found.declared and (found.task.spec.options.cron is None or job_id != found.task.name):
+                log.info("ended cron job %r is no longer declared on its task; removed", job_id)
+                await _delete_record(self.configs.storage, job_id)
+        for job_id, entry in list(restored.items()):
+            task = tasks[entry.task.name]
+            if entry.declared and (task.spec.options.cron is None or job_id != task.name):
+                log.info("cron job %r is no longer declared on its task; removed", job_id)
+                del restored[job_id]
+                scheduler.retire(entry)
+                scheduler.handover(entry, replaced=True)
+                await entry.recorder.delete(entry)
+        for name, task in tasks.items():
+            cron = task.spec.options.cron
+            if cron is None:
+                continue
+            arguments = task.spec.bind(tuple(cron.args), dict(cron.kwargs))
+            tz = cron.zone or self.configs.tz
+            current = restored.get(name)
+            if current is not None and _same_declaration(current, task, cron, tz, arguments):
+                current.declared = True
+                continue
+            final = ended.get(name)
+            if (
+                current is None
+                and final is not None
+                and final.cron is not None
+                and _same_cron(final.cron, cron)
+                and (final.tz or tz) == tz
+                and _same_arguments(task, final.arguments, arguments)
+            ):
+                continue  # it ran to its end: an unchanged declaration stays finished
+            request = Request(
+                task,
+                arguments,
+                None,
+                cron,
+                self._cron_parser(cron.expression),
+                tz,
+                name,
+                replace=True,
+                force=True,
+                declared=True,
+            )
+            restored.pop(name, None)
+            await submitter.commit(request)
+
+    async def _run_extra(self, entry: JobEntry) -> Job[Any]:
+        """One extra run now of a cron job's task and arguments (not counted against its
+        ``max_runs``): a one-shot job of its own."""
+        submitter = self._submitter
+        assert submitter is not None
+        request = Request(
+            entry.task,
+            entry.arguments,
+            self._clock(),
+            None,
+            None,
+            self.configs.tz,
+            f"{entry.job.id}.run-{self._new_id()[:12]}",
+            replace=False,
+            force=False,
+        )
+        return await submitter.commit(request)
+
+
+async def _delete_record(storage: Storage | None, job_id: str) -> None:
+    if storage is not None:
+        await storage.delete(job_id)
+
+
+def _same_cron(a: Any, b: Any) -> bool:
+    """Two Crons declare the same schedule (their ``args``/``kwargs`` compared apart)."""
+    return bool(
+        a.expression == b.expression
+        and a.max_runs == b.max_runs
+        and a.max_failures == b.max_failures
+        and a.misfire_policy == b.misfire_policy
+        and a.start_date == b.start_date
+        and a.zone == b.zone
+    )
+
+
+def _same_arguments(task: Task, a: Any, b: Any) -> bool:
+    try:
+        return bool(task.spec.as_dict(a) == task.spec.as_dict(b))
+    except Exception:
+        return False
+
+
+def _same_declaration(entry: JobEntry, task: Task, cron: Any, tz: Any, arguments: Any) -> bool:
+    return (
+        entry.cron is not None
+        and _same_cron(entry.cron, cron)
+        and entry.tz == tz
+        and _same_arguments(task, entry.arguments, arguments)
+    )
+
+
+def _task_records(tasks: Mapping[str, Task], now: float) -> list[TaskRecord]:
+    """The registered tasks, for inspection tools (which read them from the store)."""
+    records = []
+    for name, task in tasks.items():
+        options = task.spec.options
+        cron = options.cron
+        doc = {
+            "run_mode": options.run_mode.value,
+            "durable": options.durable,
+            "timeout": options.timeout,
+            "retries": options.retry.retries if options.retry is not None else 0,
+            "cron": cron.expression if cron is not None else None,
+            "cron_tz": str(cron.zone) if cron is not None and cron.zone is not None else None,
+            "max_runs": cron.max_runs if cron is not None else None,
+        }
+        records.append(TaskRecord(name, json.dumps(doc, separators=(",", ":")), now))
+    return records

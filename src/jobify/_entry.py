@@ -1,0 +1,212 @@
+"""The core's records of work: a compiled :class:`Task` and a :class:`JobEntry` per owned job.
+
+A ``Task`` is a registered task as the core runs it, built once at startup: its spec, its
+execution pipeline, its outer middleware chain and the state its jobs see. A ``JobEntry`` is
+the scheduler's side of one job this process owns: trigger state, counters, timer, the run in
+progress, and the :class:`Recorder` that keeps it durable (a null one for jobs that are not).
+
+The entry is plain data plus two small interfaces it is handed: the :class:`EntryControl`
+that steers it (the scheduler) and its ``Recorder``. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable
+from datetime import tzinfo
+from typing import TYPE_CHECKING, Any, Protocol
+
+from jobify._builder import Bound, ScheduleBuilder, SubmitPort
+from jobify._context import CronContext, State
+from jobify._jobs import Job, JobStatus, attach
+from jobify._triggers import Cron, CronParser
+
+if TYPE_CHECKING:
+    from jobify._task import TaskSpec
+
+__all__ = ["EntryControl", "JobEntry", "Outcome", "Recorder", "Task", "not_begun"]
+
+Outcome = tuple[JobStatus, Any, BaseException | None, int]
+"""One execution's result: ``(status, value, exception, attempts)``."""
+
+
+class Recorder(Protocol):
+    """Keeps one entry's record in step with it (the durable one, or a null one)."""
+
+    durable: bool
+
+    async def save(self, entry: JobEntry) -> None:
+        """Insert or replace the entry's record (status from the entry); once committed."""
+        ...
+
+    async def delete(self, entry: JobEntry) -> None:
+        """Delete the entry's record; return once committed."""
+        ...
+
+    def delete_soon(self, entry: JobEntry) -> None:
+        """Delete the entry's record with the next group commit (a finished one-shot job)."""
+        ...
+
+    async def finish(self, entry: JobEntry, status: str) -> None:
+        """Keep the record of a job that ended for good, with a final status."""
+        ...
+
+
+class EntryControl(Protocol):
+    """What steers an entry from its job handle (the scheduler)."""
+
+    async def cancel(self, entry: JobEntry) -> None: ...
+    async def pause(self, entry: JobEntry) -> None: ...
+    async def resume(self, entry: JobEntry) -> None: ...
+
+
+class Task:
+    """A registered task, compiled at startup: what the core needs to run its jobs."""
+
+    __slots__ = ("durable", "execute", "name", "outer", "port", "spec", "state")
+
+    def __init__(
+        self,
+        spec: TaskSpec,
+        name: str,
+        durable: bool,
+        state: State,
+    ) -> None:
+        self.spec = spec
+        self.name = name
+        self.durable = durable
+        """New jobs of this task are persisted (the task is durable and the app has storage)."""
+        self.state = state
+        self.execute: Callable[[JobEntry], Awaitable[Outcome]] = _not_compiled
+        self.outer: Callable[[Any], Awaitable[Any]] | None = None
+        """The composed outer middleware chain, or None without outer middleware."""
+        self.port: SubmitPort[Any] | None = None
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name!r}>"
+
+
+async def _not_compiled(entry: JobEntry) -> Outcome:
+    raise RuntimeError(f"task {entry.task.name!r} has no pipeline yet")
+
+
+class JobEntry:
+    """The scheduler's side of one owned job: trigger state, timer and running task."""
+
+    __slots__ = (
+        "arguments",
+        "control",
+        "cron",
+        "declared",
+        "exec_ts",
+        "failures",
+        "handover",
+        "job",
+        "last_fire",
+        "missed",
+        "owned",
+        "parked",
+        "parser",
+        "paused",
+        "recorder",
+        "requested",
+        "run",
+        "runs",
+        "task",
+        "timer",
+        "tz",
+    )
+
+    def __init__(
+        self,
+        task: Task,
+        job: Job[Any],
+        arguments: Bound,
+        exec_ts: float,
+        tz: tzinfo,
+        recorder: Recorder,
+        control: EntryControl,
+        cron: Cron | None = None,
+        parser: CronParser | None = None,
+        runs: int = 0,
+        failures: int = 0,
+    ) -> None:
+        self.task = task
+        self.job = job
+        self.arguments = arguments
+        self.exec_ts = exec_ts
+        """Epoch seconds of the next (or current) fire."""
+        self.tz = tz
+        """The zone the job's times are shown in (and a cron evaluated in)."""
+        self.recorder = recorder
+        self.control = control
+        self.cron = cron
+        self.parser = parser
+        self.runs = runs
+        self.failures = failures
+        self.timer: asyncio.TimerHandle | None = None
+        self.run: asyncio.Task[None] | None = None
+        self.owned = True
+        """This process may run the job and write its outcome. False once it was replaced,
+        cancelled or finished, or the app stopped: every step after an ``await`` checks it."""
+        self.handover: asyncio.Future[None] | None = None
+        """Set while a replacement of this job is being committed: its outcome decides
+        whether this entry is still owned."""
+        self.paused = False
+        self.parked = False
+        """The app stopped while this durable job was stored and waiting: it runs after the
+        next start (its handle can still cancel it while the storage is open)."""
+        self.missed = False
+        """Fires due at the next run step were missed (restored after downtime, resumed
+        after a pause, after a clock step): no lateness tolerance applies to them."""
+        self.declared = False
+        """A cron declared on the task (``@app.task(cron=...)``), not made by a call."""
+        self.last_fire: float | None = None
+        """Epoch seconds of the last fire that ran (for the wall-clock step rule)."""
+        # The arguments as the caller gave them, when outer middleware changed them (None
+        # otherwise): an identical re-schedule is judged against what the caller asked for.
+        self.requested: Bound | None = None
+        attach(job, self)
+
+    def __repr__(self) -> str:
+        return f"<JobEntry {self.job.id!r} of {self.task.name!r}>"
+
+    @property
+    def cron_expression(self) -> str | None:
+        return self.cron.expression if self.cron is not None else None
+
+    @property
+    def record_status(self) -> str:
+        """The status its record is saved with."""
+        return JobStatus.PAUSED.value if self.paused else JobStatus.SCHEDULED.value
+
+    def running(self) -> bool:
+        """A run of this job has started (its task took a step) and not finished."""
+        run = self.run
+        return run is not None and not run.done() and not not_begun(run)
+
+    def schedule_builder(self) -> ScheduleBuilder[Any]:
+        port = self.task.port
+        if port is None:
+            raise AttributeError("this job's task is not connected to a running app")
+        return ScheduleBuilder(port, self.arguments)
+
+    def cron_context(self) -> CronContext | None:
+        cron = self.cron
+        return None if cron is None else CronContext(cron, self.runs, self.failures)
+
+    async def cancel(self) -> None:
+        await self.control.cancel(self)
+
+    async def pause(self) -> None:
+        await self.control.pause(self)
+
+    async def resume(self) -> None:
+        await self.control.resume(self)
+
+
+def not_begun(task: asyncio.Task[Any]) -> bool:
+    """True while a task's coroutine has not started executing."""
+    coro = task.get_coro()
+    return inspect.iscoroutine(coro) and inspect.getcoroutinestate(coro) == inspect.CORO_CREATED

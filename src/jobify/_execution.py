@@ -1,0 +1,295 @@
+"""The execution pipeline of a task: retry → exception handlers → timeout → middleware → runner.
+
+Retry is outermost so that a handler that raises is retried like any failure, and a handler
+that returns ends the job as SUCCESS with no retry. Timeout is inside the handlers so that a
+handler registered for ``TimeoutError`` catches a job timeout. Middleware runs global → router
+chain → task, then the runner for the run mode.
+
+One path for every task, composed once at startup (:func:`build_execute`), never per job:
+the configured layers wrap the runner, and a single ``execute`` loop does the retrying, the
+outcome classification and the failure logging. The one fast path is decided from the same
+layer list: when no layer was configured and the task needs nothing from a ``JobContext``
+(an ``async def`` on the loop without injected parameters), the function is called without
+building a context. A feature added as a layer is therefore never skipped by it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import multiprocessing as mp
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import Executor as PoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from functools import partial
+from typing import Any
+
+from jobify._config import JobifyConfiguration
+from jobify._context import JobContext, Runnable
+from jobify._entry import JobEntry, Outcome
+from jobify._jobs import JobStatus
+from jobify._retry import SmartRetry
+from jobify._runmodes import RunMode, process_target, run_coroutine_in_thread
+from jobify._task import ExceptionHandler, TaskSpec
+from jobify.exceptions import JobTimeoutError, NoResultError
+from jobify.middleware._base import compose
+
+__all__ = ["Pools", "build_execute"]
+
+log = logging.getLogger("jobify.execution")
+
+Chain = Callable[[JobContext], Awaitable[Any]]
+Layer = Callable[[Chain], Chain]
+HandlerLevels = Sequence[Mapping[type[BaseException], ExceptionHandler]]
+
+
+class Pools:
+    """The thread and process pools, created on first use and shut down by us if ours."""
+
+    def __init__(self, thread: PoolExecutor | None, process: PoolExecutor | None) -> None:
+        self._thread = thread
+        self._process = process
+        self._own_thread = thread is None
+        self._own_process = process is None
+
+    def thread(self) -> PoolExecutor:
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(thread_name_prefix="jobify")
+        return self._thread
+
+    def process(self) -> PoolExecutor:
+        if self._process is None:
+            # Not "fork": the app always has other threads (loop helpers, the thread pool), and
+            # forking a threaded process can deadlock the child on a lock held by another
+            # thread (Python 3.12+ warns about exactly this). The worker imports the task's
+            # module by name (process_target), so a fresh interpreter works.
+            method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+            self._process = ProcessPoolExecutor(mp_context=mp.get_context(method))
+        return self._process
+
+    def shutdown(self) -> None:
+        if self._own_thread and self._thread is not None:
+            self._thread.shutdown(wait=False, cancel_futures=True)
+            self._thread = None
+        if self._own_process and self._process is not None:
+            self._process.shutdown(wait=True, cancel_futures=True)
+            self._process = None
+
+
+def _runner(spec: TaskSpec, pools: Pools) -> Chain:
+    """The innermost call: run ``context.runnable`` in the task's run mode."""
+    mode = spec.options.run_mode
+    if mode is RunMode.MAIN:
+        if spec.is_async:
+
+            async def run_main(ctx: JobContext) -> Any:
+                r = ctx.runnable
+                return await r.func(*r.args, **r.kwargs)
+
+            return run_main
+
+        async def run_inline(ctx: JobContext) -> Any:
+            r = ctx.runnable
+            return r.func(*r.args, **r.kwargs)
+
+        return run_inline
+
+    if mode is RunMode.THREAD:
+        if spec.is_async:
+
+            async def run_thread_loop(ctx: JobContext) -> Any:
+                r = ctx.runnable
+                loop = asyncio.get_running_loop()
+                return await loop.run_in_executor(
+                    pools.thread(), run_coroutine_in_thread, r.func, r.args, r.kwargs
+                )
+
+            return run_thread_loop
+
+        async def run_thread(ctx: JobContext) -> Any:
+            r = ctx.runnable
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(pools.thread(), partial(r.func, *r.args, **r.kwargs))
+
+        return run_thread
+
+    is_async = spec.is_async
+
+    async def run_process(ctx: JobContext) -> Any:
+        r = ctx.runnable
+        module, qualname = spec.process_ref()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            pools.process(), process_target, module, qualname, is_async, r.args, r.kwargs
+        )
+
+    return run_process
+
+
+def _find_handler(levels: HandlerLevels, exc: BaseException) -> ExceptionHandler | None:
+    # Level by level (task, routers leaf → root, app); within a level by the exception's MRO.
+    mro = type(exc).__mro__
+    for handlers in levels:
+        for cls in mro:
+            handler = handlers.get(cls)
+            if handler is not None:
+                return handler
+    return None
+
+
+def _timeout_layer(timeout: float) -> Layer:
+    def wrap(inner: Chain) -> Chain:
+        async def timed(ctx: JobContext) -> Any:
+            try:
+                async with asyncio.timeout(timeout) as cm:
+                    return await inner(ctx)
+            except TimeoutError as exc:
+                if cm.expired():
+                    raise JobTimeoutError(ctx.job.id, timeout) from exc
+                raise
+
+        return timed
+
+    return wrap
+
+
+def _handlers_layer(levels: HandlerLevels) -> Layer:
+    def wrap(inner: Chain) -> Chain:
+        async def handled(ctx: JobContext) -> Any:
+            try:
+                return await inner(ctx)
+            except Exception as exc:
+                handler = _find_handler(levels, exc)
+                if handler is None:
+                    raise
+                try:
+                    value = handler(exc, ctx)
+                    if inspect.isawaitable(value):
+                        value = await value
+                except NoResultError as failure:
+                    # "Fail now, no retry": chained to the error it was raised for.
+                    if failure.__cause__ is None:
+                        failure.__cause__ = exc
+                    raise
+                return value
+
+        return handled
+
+    return wrap
+
+
+def _middleware_layer(middleware: Sequence[Any]) -> Layer:
+    def wrap(inner: Chain) -> Chain:
+        chain: Chain = compose(middleware, inner)
+        return chain
+
+    return wrap
+
+
+def _layers(spec: TaskSpec, middleware: Sequence[Any], handlers: HandlerLevels) -> list[Layer]:
+    """Every layer this task's executions go through, innermost first."""
+    layers: list[Layer] = []
+    if middleware:
+        layers.append(_middleware_layer(middleware))
+    if spec.options.timeout is not None:
+        layers.append(_timeout_layer(spec.options.timeout))
+    levels = [h for h in handlers if h]
+    if levels:
+        layers.append(_handlers_layer(levels))
+    return layers
+
+
+def build_execute(
+    spec: TaskSpec,
+    name: str,
+    *,
+    middleware: Sequence[Any],
+    handlers: HandlerLevels,
+    pools: Pools,
+    config: JobifyConfiguration,
+    state: Any,
+) -> Callable[[JobEntry], Awaitable[Outcome]]:
+    """Compose the pipeline of one task into ``execute(entry) -> Outcome``."""
+    chain = _runner(spec, pools)
+    layers = _layers(spec, middleware, handlers)
+    for layer in layers:
+        chain = layer(chain)
+    retry: SmartRetry | None = spec.options.retry
+    route_options = spec.route_options
+    run_mode = spec.options.run_mode
+    func = spec.func
+    injections = spec.injections
+    call_args = spec.call_args
+
+    def via_context(entry: JobEntry) -> Awaitable[Any]:
+        args, kwargs = call_args(entry.arguments)
+        runnable: Runnable[Any] = Runnable(name, func, args, kwargs, run_mode)
+        ctx = JobContext(entry.job, state, runnable, route_options, config, source=entry)
+        if injections:
+            injected = {param: extract(ctx) for param, extract in injections.items()}
+            runnable.args, runnable.kwargs = call_args({**spec.as_dict(entry.arguments), **injected})
+        return chain(ctx)
+
+    def direct(entry: JobEntry) -> Awaitable[Any]:
+        arguments = entry.arguments
+        if type(arguments) is tuple:  # every parameter given positionally: call so
+            return func(*arguments)  # type: ignore[no-any-return]
+        args, kwargs = call_args(arguments)
+        return func(*args, **kwargs)  # type: ignore[no-any-return]
+
+    # The fast path, decided by the same layer list: nothing configured around the runner,
+    # and the runner is a plain await of the coroutine with nothing injected.
+    invoke = (
+        direct
+        if not layers and not injections and spec.is_async and run_mode is RunMode.MAIN
+        else via_context
+    )
+
+    async def execute(entry: JobEntry) -> Outcome:
+        attempt = 1
+        while True:
+            try:
+                return JobStatus.SUCCESS, await invoke(entry), None, attempt
+            except NoResultError as exc:
+                _log_failure(entry, name, exc, attempt)
+                return JobStatus.FAILED, None, exc, attempt
+            except Exception as exc:
+                if retry is not None and attempt <= retry.retries and retry.should_retry(exc):
+                    delay = retry.delay(attempt)
+                    log.warning(
+                        "job %r of task %r: attempt %d failed (%r); retrying in %.3fs",
+                        entry.job.id,
+                        name,
+                        attempt,
+                        exc,
+                        delay,
+                        extra={
+                            "job_id": entry.job.id,
+                            "task_name": name,
+                            "attempt": attempt,
+                            "retry_delay": delay,
+                        },
+                    )
+                    attempt += 1
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    continue
+                _log_failure(entry, name, exc, attempt)
+                status = JobStatus.TIMEOUT if isinstance(exc, JobTimeoutError) else JobStatus.FAILED
+                return status, None, exc, attempt
+
+    return execute
+
+
+def _log_failure(entry: JobEntry, name: str, exc: BaseException, attempts: int) -> None:
+    log.error(
+        "job %r of task %r failed after %d attempt(s): %s: %s",
+        entry.job.id,
+        name,
+        attempts,
+        type(exc).__name__,
+        exc,
+        exc_info=(type(exc), exc, exc.__traceback__),
+        extra={"job_id": entry.job.id, "task_name": name, "attempt": attempts},
+    )

@@ -1,0 +1,149 @@
+"""The run history: one record per finished run, kept for a while (``Jobify(history=...)``).
+
+Each finished run (a one-shot job, or one fire of a cron job) becomes a
+:class:`~jobify.storage.base.RunRecord` queued into the storage's next group commit: it costs
+no transaction of its own. Old records are pruned in the background (soon after startup, then
+once an hour): those older than ``max_age`` and all but the newest ``max_rows``. With the
+history off nothing is recorded and nothing is pruned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from jobify._entry import JobEntry, Outcome
+from jobify.exceptions import StorageError
+from jobify.storage.base import RunRecord, Storage
+
+__all__ = ["NULL_RUN_LOG", "HistoryLog", "RunHistory"]
+
+log = logging.getLogger("jobify.history")
+
+PRUNE_INTERVAL = 3600.0
+FIRST_PRUNE_DELAY = 5.0
+MAX_TRACEBACK_CHARS = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class RunHistory:
+    """How long the run history is kept: ``Jobify(history=RunHistory(...))``.
+
+    A run record is deleted once it is older than ``max_age`` or is not among the newest
+    ``max_rows``. ``Jobify(history=True)`` (the default with durable storage) keeps 7 days or
+    10,000 runs; ``history=False`` records nothing.
+    """
+
+    max_age: timedelta = timedelta(days=7)
+    max_rows: int = 10_000
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_age, timedelta) or self.max_age <= timedelta(0):
+            raise ValueError(f"max_age must be a positive timedelta, got {self.max_age!r}")
+        if isinstance(self.max_rows, bool) or not isinstance(self.max_rows, int):
+            raise TypeError(f"max_rows must be an int, got {type(self.max_rows).__name__}")
+        if self.max_rows < 1:
+            raise ValueError(f"max_rows must be >= 1, got {self.max_rows}")
+
+
+class _NullRunLog:
+    """History off: finished runs are not recorded."""
+
+    def record(
+        self, entry: JobEntry, scheduled: float, started: float, finished: float, outcome: Outcome
+    ) -> None:
+        return None
+
+
+NULL_RUN_LOG = _NullRunLog()
+
+
+def worker_name() -> str:
+    """``host:pid`` of this process, as run records name it."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class HistoryLog:
+    """Records finished runs into a storage and prunes them in the background."""
+
+    def __init__(
+        self, storage: Storage, retention: RunHistory, clock: Callable[[], float]
+    ) -> None:
+        self.storage = storage
+        self.clock = clock
+        self.retention = retention
+        self.worker = worker_name()
+        self._timer: asyncio.TimerHandle | None = None
+        self._pruning: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def record(
+        self, entry: JobEntry, scheduled: float, started: float, finished: float, outcome: Outcome
+    ) -> None:
+        status, _, exc, attempts = outcome
+        if exc is None:
+            error_type = message = text = None
+        else:
+            error_type = f"{type(exc).__module__}.{type(exc).__qualname__}"
+            message = str(exc)
+            text = "".join(traceback.format_exception(exc))[-MAX_TRACEBACK_CHARS:]
+        try:
+            self.storage.record_run_soon(
+                RunRecord(
+                    job_id=entry.job.id,
+                    task_name=entry.task.name,
+                    scheduled_at=scheduled,
+                    started_at=started,
+                    finished_at=finished,
+                    outcome=status.value,
+                    attempts=attempts,
+                    error_type=error_type,
+                    error_message=message,
+                    traceback=text,
+                    worker=self.worker,
+                )
+            )
+        except StorageError as error:  # e.g. the storage closed under a run at shutdown
+            log.warning("run of job %r not recorded in the history: %s", entry.job.id, error)
+
+    # -- pruning -------------------------------------------------------------------------
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Prune soon after startup, then once an hour."""
+        self._loop = loop
+        self._timer = loop.call_later(FIRST_PRUNE_DELAY, self._prune_now)
+
+    def _prune_now(self) -> None:
+        assert self._loop is not None
+        self._timer = self._loop.call_later(PRUNE_INTERVAL, self._prune_now)
+        if self._pruning is None or self._pruning.done():
+            self._pruning = self._loop.create_task(self.prune())
+
+    async def prune(self) -> int:
+        """Delete what the retention no longer keeps; returns how many run records."""
+        cutoff = self.clock() - self.retention.max_age.total_seconds()
+        try:
+            deleted = await self.storage.prune_history(before=cutoff, keep=self.retention.max_rows)
+        except StorageError as exc:
+            log.warning("pruning the run history failed: %s; trying again later", exc)
+            return 0
+        if deleted:
+            log.info("pruned %d run record(s) from the history", deleted)
+        return deleted
+
+    async def stop(self) -> None:
+        """Stop the pruning timer; wait for a prune in progress."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        task, self._pruning = self._pruning, None
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+

@@ -1,0 +1,224 @@
+"""Between owned jobs and a ``Storage``: entries ⇄ records, restore decoding, orphans.
+
+:class:`StoreRecorder` encodes a :class:`~jobify._entry.JobEntry` into a
+:class:`~jobify.storage.base.JobRecord` (arguments with the app's serializer through
+``ArgumentCodec``, the trigger and its counters as the core's trigger document) and writes it
+through. :data:`NULL_RECORDER` stands in for it for jobs that are not durable, so the
+scheduler never asks "is this durable?".
+
+Restoring: :meth:`StoreRecorder.decode` turns a record back into what an entry is made of, or
+raises :class:`Unrestorable` saying why (task not registered, arguments that do not decode or
+no longer fit the task's signature, an unknown trigger). Such a record is left untouched, and
+the app shows it as an orphaned job (:class:`OrphanSource`) that ``cancel()`` removes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import tzinfo
+from typing import Any
+
+from jobify._arguments import ArgumentCodec, argument_hints
+from jobify._builder import Bound
+from jobify._entry import JobEntry, Task
+from jobify._jobs import Job, JobStatus, attach, finish
+from jobify._triggerdoc import decode_trigger, encode_trigger
+from jobify._triggers import Cron
+from jobify.exceptions import ApplicationStateError, BaseJobifyError
+from jobify.storage.base import JobRecord, RecordStatus, Storage
+
+__all__ = [
+    "NULL_RECORDER",
+    "OrphanSource",
+    "Restored",
+    "StoreRecorder",
+    "Unrestorable",
+]
+
+log = logging.getLogger("jobify.persistence")
+
+
+class _NullRecorder:
+    """The recorder of a job that is not durable: nothing to write."""
+
+    durable = False
+
+    async def save(self, entry: JobEntry) -> None:
+        return None
+
+    async def delete(self, entry: JobEntry) -> None:
+        return None
+
+    def delete_soon(self, entry: JobEntry) -> None:
+        return None
+
+    async def finish(self, entry: JobEntry, status: str) -> None:
+        return None
+
+
+NULL_RECORDER = _NullRecorder()
+
+
+class Unrestorable(Exception):
+    """A stored record this app cannot turn back into a job (the message says why)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Restored:
+    """A decoded record, ready to become an entry."""
+
+    record: JobRecord
+    task: Task
+    arguments: Bound
+    cron: Cron | None
+    tz: tzinfo | None
+    runs: int
+    failures: int
+    declared: bool
+
+
+class StoreRecorder:
+    """Write-through of durable jobs to a ``Storage``, and decoding for restore."""
+
+    durable = True
+
+    def __init__(self, storage: Storage, codec: ArgumentCodec) -> None:
+        self.storage = storage
+        self.codec = codec
+        self._hints: dict[str, dict[str, Any]] = {}
+
+    def _hints_for(self, task: Task) -> dict[str, Any]:
+        hints = self._hints.get(task.name)
+        if hints is None:
+            hints = self._hints[task.name] = argument_hints(task.spec.func)
+        return hints
+
+    def record(self, entry: JobEntry, status: str | None = None) -> JobRecord:
+        """The entry as a record; raises ``SerializationError`` naming a bad argument."""
+        task = entry.task
+        data = self.codec.encode(
+            task.name, task.spec.as_dict(entry.arguments), self._hints_for(task)
+        )
+        cron = entry.cron
+        return JobRecord(
+            job_id=entry.job.id,
+            task_name=task.name,
+            exec_at=entry.exec_ts,
+            arguments=data,
+            trigger=encode_trigger(
+                cron,
+                entry.tz if cron is not None else None,
+                entry.runs,
+                entry.failures,
+                declared=entry.declared,
+            ),
+            status=status if status is not None else entry.record_status,
+        )
+
+    async def save(self, entry: JobEntry) -> None:
+        await self.storage.save(self.record(entry))
+
+    async def save_record(self, record: JobRecord) -> None:
+        await self.storage.save(record)
+
+    async def delete(self, entry: JobEntry) -> None:
+        await self.storage.delete(entry.job.id)
+
+    def delete_soon(self, entry: JobEntry) -> None:
+        self.storage.delete_soon(entry.job.id)
+
+    async def finish(self, entry: JobEntry, status: str) -> None:
+        """A cron job ended: a permanently failed one is kept for inspection; an exhausted
+        one is deleted, unless it was declared on its task (kept as ``finished``, so that the
+        unchanged declaration stays finished across restarts)."""
+        if status == RecordStatus.FINISHED and not entry.declared:
+            await self.storage.delete(entry.job.id)
+        else:
+            await self.storage.save(self.record(entry, status))
+
+    # -- restore -------------------------------------------------------------------------
+
+    def decode(self, record: JobRecord, tasks: Mapping[str, Task]) -> Restored:
+        """Decode one record, or raise :class:`Unrestorable` saying why."""
+        task = tasks.get(record.task_name)
+        if task is None:
+            raise Unrestorable(f"task {record.task_name!r} is not registered in this app")
+        try:
+            stored = self.codec.decode(task.name, record.arguments, self._hints_for(task))
+            doc = decode_trigger(record.trigger)
+        except (BaseJobifyError, ValueError, KeyError, TypeError) as exc:
+            raise Unrestorable(f"{exc}") from exc
+        try:
+            arguments = task.spec.bind((), stored)
+        except TypeError as exc:
+            raise Unrestorable(
+                f"its stored arguments no longer fit the task's signature ({exc})"
+            ) from exc
+        return Restored(
+            record,
+            task,
+            arguments,
+            doc.cron,
+            doc.tz,
+            doc.runs,
+            doc.failures,
+            doc.declared,
+        )
+
+
+class OrphanSource:
+    """The handle side of a stored job this app cannot run: only ``cancel()`` acts on it
+    (it removes the record)."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        record: JobRecord,
+        tz: tzinfo,
+        reason: str,
+        forget: Callable[[str], None],
+    ) -> None:
+        self.storage = storage
+        self.record = record
+        self.reason = reason
+        self._tz = tz
+        self._forget = forget
+        self.job: Job[Any] = Job(record.job_id)
+        self.job.status = JobStatus.ORPHANED
+        attach(self.job, self)
+
+    @property
+    def exec_ts(self) -> float:
+        return self.record.exec_at
+
+    @property
+    def tz(self) -> tzinfo:
+        return self._tz
+
+    @property
+    def cron_expression(self) -> str | None:
+        try:
+            cron = decode_trigger(self.record.trigger).cron
+        except (BaseJobifyError, ValueError, KeyError, TypeError):
+            return None
+        return cron.expression if cron is not None else None
+
+    async def cancel(self) -> None:
+        await self.storage.delete(self.record.job_id)
+        self._forget(self.record.job_id)
+        finish(self.job, JobStatus.CANCELLED)
+        log.info("orphaned job %r removed from storage", self.record.job_id)
+
+    def _refuse(self, what: str) -> ApplicationStateError:
+        return ApplicationStateError(
+            f"job {self.record.job_id!r} is orphaned ({self.reason}): it cannot be {what}; "
+            "register its task again, or cancel it to remove its record"
+        )
+
+    async def pause(self) -> None:
+        raise self._refuse("paused")
+
+    async def resume(self) -> None:
+        raise self._refuse("resumed")

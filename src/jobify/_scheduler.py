@@ -1,0 +1,701 @@
+"""Timers and the life of owned jobs: arm, fire, run, record the outcome, re-arm.
+
+One ``loop.call_at`` per armed job; nothing polls. Timers are set from wall-clock instants
+converted to loop time when armed. The wall clock is watched for steps (NTP, a manual change,
+a VM resume): a timer that fires compares the wall/monotonic offset, a platform notification
+reports steps where there is one (:mod:`jobify._clock`), and a watchdog (one timer a minute)
+is the portable fallback. After a step every waiting job is planned again from the new time.
+
+The scheduler drives two small ports it is handed: a job's ``Task.execute`` runs it, its
+``Recorder`` keeps it durable (a null recorder for jobs that are not), and a :class:`RunLog`
+keeps the run history. It never sees records, SQL or serializers.
+
+Ownership: an entry is run and its outcome written only while ``entry.owned``. Every step that
+follows an ``await`` checks it (through :meth:`Scheduler.settled`, which also waits out a
+replacement being committed), so a job that was replaced, cancelled or stopped meanwhile is
+never re-armed, saved or deleted by its old run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextvars
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from jobify._clock import ClockWatch
+from jobify._entry import JobEntry, Outcome, not_begun
+from jobify._jobs import JobStatus, end_after_last_run, finish, is_final, park, resolve
+from jobify._triggers import (
+    MAX_CATCH_UP_RUNS,
+    MISFIRE_TOLERANCE,
+    MisfirePolicy,
+    latest_due_fire,
+    runs_for_misfire,
+)
+from jobify.exceptions import ApplicationStateError, CronExhaustedError, StorageError
+
+__all__ = ["RunLog", "Scheduler"]
+
+log = logging.getLogger("jobify.scheduler")
+
+WATCHDOG_INTERVAL = 60.0
+CLOCK_JUMP_THRESHOLD = 1.0
+EARLY_TOLERANCE = 0.001
+PREWAKE = 0.02
+ON_TIME_SECONDS = MISFIRE_TOLERANCE.total_seconds()
+VIXIE_WINDOW = 3 * 3600.0
+"""After a backward clock step, a fixed-time cron fire that already ran within this many
+seconds of wall time is not run again (Vixie cron's rule)."""
+SAVE_RETRY_FIRST, SAVE_RETRY_MAX = 0.5, 60.0
+
+
+class RunLog(Protocol):
+    """Where finished runs are reported (the run history, or nowhere)."""
+
+    def record(
+        self, entry: JobEntry, scheduled: float, started: float, finished: float, outcome: Outcome
+    ) -> None: ...
+
+
+class _Landing:
+    """One timer shared by the jobs due at one instant, for the last stretch of their wait."""
+
+    __slots__ = ("entries", "handle")
+
+    def __init__(self, handle: asyncio.TimerHandle) -> None:
+        self.handle = handle
+        self.entries: dict[JobEntry, None] = {}
+
+
+class Scheduler:
+    """Owns the armed jobs of one app and drives them through execution."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        clock: Callable[[], float],
+        run_log: RunLog,
+        capacity: int | None = None,
+    ) -> None:
+        self.loop = loop
+        self.capacity = capacity
+        """The most runs at once (None: no limit); due jobs beyond it wait their turn."""
+        self._active = 0
+        self._queued: collections.deque[JobEntry] = collections.deque()
+        self.clock = clock
+        self.run_log = run_log
+        self.jobs: dict[str, JobEntry] = {}
+        self._idle: asyncio.Event | None = None
+        self._offset = clock() - loop.time()
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._clock_watch: ClockWatch | None = None
+        self._running = False
+        self._steps = 0  # wall-clock steps seen so far
+        self._last_jump = 0.0
+        self._saving: dict[JobEntry, asyncio.Task[None]] = {}
+        # One bound method and one context for every timer: asyncio would otherwise copy the
+        # context and we would bind a method per armed job (100k timers = ~20 MB of them).
+        self._fire_cb = self._fire
+        self._context = contextvars.copy_context()
+        self._landings: dict[float, _Landing] = {}
+
+    @property
+    def running(self) -> bool:
+        """Timers fire and runs start (between ``start()`` and ``drain()``/``stop()``)."""
+        return self._running
+
+    # -- life cycle ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._running = True
+        self._offset = self.clock() - self.loop.time()
+        self._watchdog = self.loop.call_later(WATCHDOG_INTERVAL, self.check_clock)
+        self._clock_watch = ClockWatch.start(self.loop, self.check_clock)
+
+    async def drain(self, grace: float) -> None:
+        """Stop starting runs; wait up to ``grace`` seconds for the running ones to end."""
+        self._running = False
+        for entry in list(self.jobs.values()):
+            self._disarm(entry)
+        running = [e.run for e in self.jobs.values() if e.run is not None and not e.run.done()]
+        if running:
+            await asyncio.wait(running, timeout=grace)
+
+    async def stop(self) -> None:
+        """Stop timers; cancel running jobs and wait for them.
+
+        Durable records stay in storage: those jobs run after the next start, and their
+        handles keep the status SCHEDULED (or PAUSED) with their waiters woken; a job that
+        is not durable ends CANCELLED.
+        """
+        self._running = False
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        if self._clock_watch is not None:
+            self._clock_watch.close()
+            self._clock_watch = None
+        running: list[asyncio.Task[Any]] = []
+        for entry in list(self.jobs.values()):
+            self._disarm(entry)
+            if entry.run is not None and not entry.run.done():
+                entry.run.cancel()
+                running.append(entry.run)
+        running.extend(t for t in self._saving.values() if not t.done())
+        for task in self._saving.values():
+            task.cancel()
+        if running:
+            await asyncio.gather(*running, return_exceptions=True)
+        for entry in list(self.jobs.values()):
+            entry.owned = False
+            job = entry.job
+            if is_final(job):
+                continue
+            if entry.recorder.durable:
+                entry.parked = True
+                park(job, JobStatus.PAUSED if entry.paused else JobStatus.SCHEDULED)
+            else:
+                finish(job, JobStatus.CANCELLED)
+        self.jobs.clear()
+        if self._idle is not None:
+            self._idle.set()
+
+    # -- registry ------------------------------------------------------------------------
+
+    def add(self, entry: JobEntry) -> None:
+        self.jobs[entry.job.id] = entry
+        if self._idle is not None:
+            self._idle.clear()
+
+    def _release(self, entry: JobEntry) -> None:
+        """This process no longer owns the entry."""
+        entry.owned = False
+        job_id = entry.job.id
+        if self.jobs.get(job_id) is entry:
+            del self.jobs[job_id]
+            if not self.jobs and self._idle is not None:
+                self._idle.set()
+
+    async def wait_idle(self, timeout: float | None) -> bool:
+        """Wait until no job is owned; False if ``timeout`` passed first."""
+        if not self.jobs:
+            return True
+        if self._idle is None:
+            self._idle = asyncio.Event()
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def settled(self, entry: JobEntry) -> bool:
+        """Whether the entry is still owned, once any replacement of it being committed has
+        been decided. Call it after every ``await`` before acting on the entry."""
+        while entry.handover is not None:
+            await asyncio.shield(entry.handover)
+        return entry.owned
+
+    # -- timers --------------------------------------------------------------------------
+
+    def arm(self, entry: JobEntry) -> None:
+        """Set the entry's timer for ``entry.exec_ts`` (or start it now if due)."""
+        if not self._running or entry.paused or not entry.owned:
+            return
+        delay = entry.exec_ts - self.clock()
+        if delay <= 0:
+            entry.timer = None
+            self._start(entry)
+            return
+        if delay > 2 * PREWAKE:
+            # Linux lets an epoll wait overrun by 0.1% of its length (timer slack): a
+            # one-second wait ends ~1 ms late. Stop PREWAKE short; _fire then finishes the
+            # wait with a short timer whose overrun is a few microseconds.
+            entry.timer = self.loop.call_at(
+                self.loop.time() + delay - PREWAKE, self._fire_cb, entry, context=self._context
+            )
+            return
+        # The last stretch: jobs due at the same instant (crons on the same second) share one
+        # timer, so a fan-out of many jobs costs one timer callback, not one per job.
+        landing = self._landings.get(entry.exec_ts)
+        if landing is None:
+            handle = self.loop.call_at(
+                self.loop.time() + delay, self._land, entry.exec_ts, context=self._context
+            )
+            landing = self._landings[entry.exec_ts] = _Landing(handle)
+        landing.entries[entry] = None
+        entry.timer = landing.handle
+
+    def _disarm(self, entry: JobEntry) -> None:
+        """Stop the entry's timer (its own, or its place in a shared landing)."""
+        timer = entry.timer
+        if timer is None:
+            return
+        entry.timer = None
+        landing = self._landings.get(entry.exec_ts)
+        if landing is not None and landing.handle is timer:
+            landing.entries.pop(entry, None)
+            if landing.entries:
+                return
+            del self._landings[entry.exec_ts]
+        timer.cancel()
+
+    def _stop_not_begun(self, entry: JobEntry) -> bool:
+        """Disarm the entry and cancel its run if that has not taken a step yet. False when
+        a run is under way (it cannot be taken back)."""
+        self._disarm(entry)
+        run = entry.run
+        if run is not None and not run.done():
+            if not not_begun(run):
+                return False
+            # Due (e.g. just pushed) but its task has not taken a step: the job has not run,
+            # so this is still "before it runs"; the coroutine never starts.
+            run.cancel()
+            entry.run = None
+        return True
+
+    def _land(self, exec_ts: float) -> None:
+        landing = self._landings.pop(exec_ts, None)
+        if landing is None:
+            return
+        if self._clock_stepped():
+            return  # every waiting entry was planned again, these included
+        early = exec_ts - self.clock() > EARLY_TOLERANCE
+        for entry in landing.entries:
+            entry.timer = None
+            if early:  # see _fire
+                self.arm(entry)
+            else:
+                self._start(entry)
+
+    def _fire(self, entry: JobEntry) -> None:
+        entry.timer = None
+        if self._clock_stepped():
+            return  # every waiting entry was planned again, this one included
+        if entry.exec_ts - self.clock() > EARLY_TOLERANCE:
+            # The monotonic clock ran ahead of the wall clock (drift): never run early,
+            # wait the rest by wall time.
+            self.arm(entry)
+            return
+        self._start(entry)
+
+    def _start(self, entry: JobEntry) -> None:
+        if self.capacity is not None:
+            if self._active >= self.capacity:
+                self._queued.append(entry)
+                return
+            self._active += 1
+        run = self._run_once if entry.cron is None else self._run_cron
+        task = entry.run = self.loop.create_task(run(entry))
+        if self.capacity is not None:
+            task.add_done_callback(self._slot_freed)
+
+    def _slot_freed(self, _task: asyncio.Task[None]) -> None:
+        self._active -= 1
+        while self._queued and self._running:
+            entry = self._queued.popleft()
+            if entry.owned and not entry.paused and entry.timer is None and entry.run is None:
+                self._start(entry)
+                return
+
+    # -- wall-clock steps ----------------------------------------------------------------
+
+    def check_clock(self) -> None:
+        """Look for a wall-clock step now (watchdog tick, platform notification)."""
+        self._clock_stepped()
+        if self._watchdog is not None:
+            # Called early (not by its own timer): keep a single watchdog, never two.
+            self._watchdog.cancel()
+            self._watchdog = None
+        if self._running:
+            self._watchdog = self.loop.call_later(WATCHDOG_INTERVAL, self.check_clock)
+
+    def _clock_stepped(self) -> bool:
+        """If the wall clock stepped since the last look, plan every waiting job again from
+        the new time and return True."""
+        offset = self.clock() - self.loop.time()
+        jump = offset - self._offset
+        if abs(jump) <= CLOCK_JUMP_THRESHOLD:
+            return False
+        self._offset = offset
+        self._steps += 1
+        self._last_jump = jump
+        log.warning(
+            "wall clock stepped by %+.3fs; planning %d job(s) again from the new time",
+            jump,
+            len(self.jobs),
+            extra={"clock_step": jump},
+        )
+        now = self.clock()
+        for entry in list(self.jobs.values()):
+            if entry.paused or entry.running():
+                continue  # a run in progress re-plans when it ends (see _advance)
+            self._disarm(entry)
+            if entry.cron is not None:
+                self._replan(entry, now, jump)
+            self.arm(entry)
+        return True
+
+    def _replan(self, entry: JobEntry, now: float, jump: float) -> None:
+        """A cron's next fire after a wall-clock step of ``jump`` seconds.
+
+        Forward: fires the step skipped are missed fires (the misfire policy decides).
+        Backward: the next fire after the new time, except that a fixed-time fire already
+        run within the last :data:`VIXIE_WINDOW` of wall time is not run again.
+        """
+        if jump > 0:
+            entry.missed = entry.exec_ts < now
+            return
+        assert entry.parser is not None
+        after = now
+        last = entry.last_fire
+        fixed = getattr(entry.parser, "hour_is_fixed", True)
+        if fixed and last is not None and now < last <= now + VIXIE_WINDOW:
+            after = last
+        try:
+            entry.exec_ts = entry.parser.next_run(now=datetime.fromtimestamp(after, entry.tz)).timestamp()
+        except CronExhaustedError:
+            pass  # keep the armed fire: it is the last one
+
+    # -- control -------------------------------------------------------------------------
+
+    async def cancel(self, entry: JobEntry) -> None:
+        """Cancel a job that has not started; return once its removal is committed."""
+        job = entry.job
+        if not await self.settled(entry):
+            if entry.parked:
+                await self._cancel_parked(entry)
+            return
+        if is_final(job) or not self._stop_not_begun(entry):
+            return
+        self._release(entry)
+        try:
+            await entry.recorder.delete(entry)
+        except BaseException:
+            self._reinstate(entry)
+            raise
+        finish(job, JobStatus.CANCELLED)
+        log.info("job %r cancelled", job.id, extra={"job_id": job.id, "task_name": entry.task.name})
+
+    async def _cancel_parked(self, entry: JobEntry) -> None:
+        """Cancel a durable job left stored by a stopped app: only its record can go."""
+        try:
+            await entry.recorder.delete(entry)
+        except StorageError:
+            raise ApplicationStateError(
+                f"the app has shut down and its storage is closed: job {entry.job.id!r} stays "
+                "stored and runs at the next start; cancel it then"
+            ) from None
+        entry.parked = False
+        finish(entry.job, JobStatus.CANCELLED)
+
+    def _reinstate(self, entry: JobEntry) -> None:
+        """Own an entry again after a change of it could not be committed."""
+        entry.owned = True
+        entry.parked = False
+        self.add(entry)
+        if entry.run is None or entry.run.done():
+            self.arm(entry)
+
+    async def pause(self, entry: JobEntry) -> None:
+        """Stop the job from firing (a run under way finishes); persisted."""
+        if not await self.settled(entry):
+            if entry.parked:
+                raise ApplicationStateError(
+                    f"the app has shut down: job {entry.job.id!r} cannot be paused now"
+                )
+            return
+        if entry.paused or is_final(entry.job):
+            return
+        entry.paused = True
+        self._stop_not_begun(entry)
+        if not entry.running():
+            entry.job.status = JobStatus.PAUSED
+        try:
+            await entry.recorder.save(entry)
+        except BaseException:
+            entry.paused = False
+            if entry.job.status is JobStatus.PAUSED:
+                entry.job.status = JobStatus.SCHEDULED
+            if entry.owned:
+                self.arm(entry)
+            raise
+        log.info("job %r paused", entry.job.id, extra=_extra(entry))
+
+    async def resume(self, entry: JobEntry) -> None:
+        """Let a paused job fire again; a cron's fires missed meanwhile are misfires."""
+        if not await self.settled(entry):
+            if entry.parked:
+                raise ApplicationStateError(
+                    f"the app has shut down: job {entry.job.id!r} cannot be resumed now"
+                )
+            return
+        if not entry.paused:
+            return
+        entry.paused = False
+        if entry.cron is not None and entry.exec_ts < self.clock():
+            entry.missed = True
+        running = entry.running()
+        if not running:
+            entry.job.status = JobStatus.SCHEDULED
+        try:
+            await entry.recorder.save(entry)
+        except BaseException:
+            entry.paused = True
+            if not running:
+                entry.job.status = JobStatus.PAUSED
+            raise
+        log.info("job %r resumed", entry.job.id, extra=_extra(entry))
+        if entry.owned and not entry.running():
+            self.arm(entry)
+
+    def run_now(self, entry: JobEntry) -> bool:
+        """Move a waiting one-shot job to now (False if it is running, paused or a cron)."""
+        if entry.cron is not None or entry.paused or entry.running() or not entry.owned:
+            return False
+        self._disarm(entry)
+        entry.exec_ts = min(entry.exec_ts, self.clock())
+        self.arm(entry)
+        return True
+
+    # -- replacing -----------------------------------------------------------------------
+
+    def retire(self, old: JobEntry) -> asyncio.Future[None]:
+        """Start replacing ``old``: it stops firing, and a run of it that has not begun is
+        called off. Until :meth:`handover` decides, its own steps wait (see :meth:`settled`)."""
+        self._stop_not_begun(old)
+        done: asyncio.Future[None] = self.loop.create_future()
+        old.handover = done
+        return done
+
+    def handover(self, old: JobEntry, replaced: bool) -> None:
+        """Finish replacing ``old``: it is gone (``replaced``), or it is owned again."""
+        done, old.handover = old.handover, None
+        if replaced:
+            self._release(old)
+            if not old.running() and not is_final(old.job):
+                finish(old.job, JobStatus.CANCELLED)
+        elif old.owned and (old.run is None or old.run.done()):
+            self.arm(old)
+        if done is not None and not done.done():
+            done.set_result(None)
+
+    # -- running -------------------------------------------------------------------------
+
+    async def _execute(self, entry: JobEntry, scheduled: float) -> Outcome:
+        job = entry.job
+        job.status = JobStatus.RUNNING
+        started = self.clock()
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("job %r started", job.id, extra=_extra(entry))
+        outcome = await entry.task.execute(entry)
+        finished = self.clock()
+        self.run_log.record(entry, scheduled, started, finished, outcome)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "job %r finished: %s in %.3fs",
+                job.id,
+                outcome[0].value,
+                finished - started,
+                extra=_extra(entry),
+            )
+        return outcome
+
+    async def _run_once(self, entry: JobEntry) -> None:
+        status, value, exc, _ = await self._execute(entry, entry.exec_ts)
+        if entry.handover is not None:
+            await self.settled(entry)
+        if entry.owned:
+            self._release(entry)
+            entry.recorder.delete_soon(entry)
+        finish(entry.job, status, value, exc)
+
+    async def _run_cron(self, entry: JobEntry) -> None:
+        cron, parser, tz = entry.cron, entry.parser, entry.tz
+        assert cron is not None and parser is not None
+        steps = self._steps
+        wall = self.clock()
+        fire = datetime.fromtimestamp(entry.exec_ts, tz)
+        nxt = _next_or_none(parser, fire)
+        if (
+            not entry.missed
+            and wall - entry.exec_ts <= ON_TIME_SECONDS
+            and (nxt is None or nxt.timestamp() > wall)
+        ):
+            # The common case, kept cheap for many crons firing at once: one fire, on time.
+            runs, latest = 1, fire
+        else:
+            now = datetime.fromtimestamp(wall, tz)
+            due, due_latest = latest_due_fire(parser, fire, now)
+            tolerance = timedelta(0) if entry.missed else MISFIRE_TOLERANCE
+            entry.missed = False
+            runs = runs_for_misfire(cron.misfire_policy, due, due_latest, now, tolerance)
+            latest = due_latest or fire
+            nxt = _next_or_none(parser, now)
+            if due > 1 or runs != due:
+                log.info(
+                    "cron job %r missed fires between %s and %s; misfire policy %s runs %s now",
+                    entry.job.id,
+                    fire.isoformat(),
+                    latest.isoformat(),
+                    getattr(cron.misfire_policy, "name", cron.misfire_policy),
+                    "each missed fire" if runs == due > 1 else runs,
+                    extra={**_extra(entry), "misfire_runs": runs},
+                )
+        if cron.misfire_policy is MisfirePolicy.ALL and runs > 1:
+            # Every missed fire, oldest first, progress committed fire by fire.
+            done = await self._catch_up(entry, fire, latest)
+        elif runs:
+            done = await self._fire_once(entry, latest.timestamp())
+        else:
+            done = False
+        if done or not await self.settled(entry):
+            return
+        if nxt is None:
+            # The expression has no fire after this one: the job is exhausted.
+            await self._end(entry, None, "finished")
+            return
+        entry.exec_ts = nxt.timestamp()
+        if self._steps != steps:
+            # The wall clock stepped during the run: plan from the new time instead.
+            self._replan(entry, self.clock(), self._last_jump)
+        await self._advance(entry)
+
+    async def _catch_up(self, entry: JobEntry, first: datetime, latest: datetime) -> bool:
+        """``MisfirePolicy.ALL``: run every due fire from ``first`` to ``latest`` in order."""
+        parser = entry.parser
+        assert parser is not None
+        fire: datetime | None = first
+        count = 0
+        while fire is not None and fire <= latest:
+            if count >= MAX_CATCH_UP_RUNS:
+                log.warning(
+                    "cron job %r: more than %d missed fires; the older ones are dropped",
+                    entry.job.id,
+                    MAX_CATCH_UP_RUNS,
+                    extra=_extra(entry),
+                )
+                return False
+            if await self._fire_once(entry, fire.timestamp()):
+                return True
+            count += 1
+            fire = _next_or_none(parser, fire)
+            if fire is not None and fire <= latest:
+                # Record progress fire by fire: a crash half-way repeats only the run in
+                # progress, not the finished ones.
+                entry.exec_ts = fire.timestamp()
+                if not await self._commit(entry):
+                    return True
+        return False
+
+    async def _fire_once(self, entry: JobEntry, scheduled: float) -> bool:
+        """Run one fire and count it; True when the job ended (or is no longer ours)."""
+        status, value, exc, _ = await self._execute(entry, scheduled)
+        entry.last_fire = scheduled
+        if not await self.settled(entry):
+            finish(entry.job, status, value, exc)  # replaced meanwhile: this job is over
+            return True
+        cron = entry.cron
+        assert cron is not None
+        entry.runs += 1
+        entry.failures = 0 if status is JobStatus.SUCCESS else entry.failures + 1
+        if entry.failures >= cron.max_failures:
+            log.error(
+                "cron job %r failed %d times in a row; it is now PERMANENTLY_FAILED",
+                entry.job.id,
+                entry.failures,
+                extra=_extra(entry),
+            )
+            resolve(entry.job, status, value, exc)
+            await self._end(entry, JobStatus.PERMANENTLY_FAILED, "permanently_failed")
+            return True
+        resolve(entry.job, status, value, exc)
+        if cron.max_runs != -1 and entry.runs >= cron.max_runs:
+            await self._end(entry, None, "finished")
+            return True
+        return False
+
+    async def _advance(self, entry: JobEntry) -> None:
+        """Counters are committed after each run, before the next fire is armed."""
+        if not await self._commit(entry):
+            return
+        entry.run = None
+        entry.job.status = JobStatus.PAUSED if entry.paused else JobStatus.SCHEDULED
+        self.arm(entry)
+
+    async def _end(self, entry: JobEntry, status: JobStatus | None, record_status: str) -> None:
+        """A cron job ended for good: exhausted (``status`` None: the outcome of its last
+        run) or permanently failed."""
+        self._release(entry)
+        try:
+            await entry.recorder.finish(entry, record_status)
+        except StorageError as error:
+            log.error(
+                "cron job %r ended (%s) but its record could not be updated: %s; it is "
+                "finished in this process and will be checked again at the next start",
+                entry.job.id,
+                record_status,
+                error,
+                extra=_extra(entry),
+            )
+        end_after_last_run(entry.job, status)
+
+    async def _commit(self, entry: JobEntry) -> bool:
+        """Save the entry's record; True if it is still owned afterwards.
+
+        A failed save (disk full, a database gone for a while) does not end the job: it is
+        logged at ERROR, the job keeps firing, and the save is retried with back-off until it
+        succeeds (the latest state then lands), the job ends, or the app stops.
+        """
+        try:
+            await entry.recorder.save(entry)
+        except StorageError as exc:
+            log.error(
+                "job %r: saving its state failed (%s); it keeps running and the save is "
+                "retried in the background",
+                entry.job.id,
+                exc,
+                extra=_extra(entry),
+            )
+            if entry not in self._saving:
+                self._saving[entry] = self.loop.create_task(self._save_later(entry))
+        return await self.settled(entry)
+
+    async def _save_later(self, entry: JobEntry) -> None:
+        delay = SAVE_RETRY_FIRST
+        try:
+            while True:
+                await asyncio.sleep(delay)
+                if not await self.settled(entry) or is_final(entry.job):
+                    return
+                try:
+                    await entry.recorder.save(entry)
+                except StorageError as exc:
+                    delay = min(delay * 2, SAVE_RETRY_MAX)
+                    log.error(
+                        "job %r: saving its state failed again (%s); next try in %.1fs",
+                        entry.job.id,
+                        exc,
+                        delay,
+                        extra=_extra(entry),
+                    )
+                    continue
+                log.info("job %r: its state is saved again", entry.job.id, extra=_extra(entry))
+                return
+        finally:
+            self._saving.pop(entry, None)
+
+
+def _next_or_none(parser: Any, after: datetime) -> datetime | None:
+    try:
+        nxt: datetime = parser.next_run(now=after)
+    except CronExhaustedError:
+        return None
+    return nxt
+
+
+def _extra(entry: JobEntry) -> dict[str, Any]:
+    return {"job_id": entry.job.id, "task_name": entry.task.name}

@@ -1,0 +1,433 @@
+"""Scheduling calls: one request goes down submit → outer middleware → commit → arm.
+
+A call (``push``, ``at``, ``delay``, ``cron``) is bound once into a :class:`Request` (task,
+bound arguments, trigger, job id, options). The :class:`Submitter` validates it, answers an
+identical re-schedule with the existing job before anything else runs, passes the request
+through the task's outer middleware, then commits it: a durable job is written to storage
+(the call returns once committed) and handed to the scheduler, which arms its timer.
+
+Replacing is a cancel of the old job plus the new one, atomically: the old job stops firing
+at once, the new record is committed, and only then does the old job lose its id (if the
+commit fails, the old job is owned again, as if nothing happened). Calls for one id are
+serialized: with ``replace=True`` the last caller wins; without it, a second caller while one
+is being committed gets ``DuplicateJobError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, tzinfo
+from random import getrandbits
+from typing import Any, Generic, TypeVar
+
+from jobify._builder import Bound, ScheduleBuilder
+from jobify._config import JobifyConfiguration
+from jobify._context import OuterContext, RequestState, Runnable
+from jobify._entry import JobEntry, Task
+from jobify._jobs import Job, JobStatus, finish, park
+from jobify._records import NULL_RECORDER, StoreRecorder
+from jobify._runmodes import RunMode, check_process_args
+from jobify._scheduler import Scheduler
+from jobify._task import check_text
+from jobify._triggers import Cron, CronParser, check_instant, localize
+from jobify.exceptions import ApplicationStateError, DuplicateJobError
+from jobify.middleware._base import compose
+
+__all__ = ["Request", "Submitter", "TaskPort", "id_factory"]
+
+log = logging.getLogger("jobify.schedule")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One scheduling call, bound once: everything the way down needs."""
+
+    task: Task
+    arguments: Bound
+    exec_ts: float | None
+    cron: Cron | None
+    parser: CronParser | None
+    tz: tzinfo
+    job_id: str
+    replace: bool
+    force: bool
+    requested: Bound | None = None
+    """The caller's arguments when outer middleware changed them."""
+    declared: bool = False
+    """A cron declared on the task (``@app.task(cron=...)``)."""
+
+
+def id_factory(generator: Callable[[], Any]) -> Callable[[], str]:
+    """Job ids from ``generator()`` (a ``uuid.UUID``; the id is its hex).
+
+    For the default ``uuid.uuid4`` the same value is made ~10x cheaper from
+    ``random.getrandbits`` (a version-4 UUID needs unique ids, not unpredictable ones;
+    ``random`` is reseeded in forked children).
+    """
+    if generator is uuid.uuid4:
+        return _fast_uuid4_hex
+
+    def new_id() -> str:
+        value = generator()
+        text = value.hex if isinstance(value, uuid.UUID) else value
+        if not isinstance(text, str) or not text:
+            raise TypeError(
+                f"uuid_generator must return a uuid.UUID (or a non-empty str), got {value!r}"
+            )
+        return text
+
+    return new_id
+
+
+# Version 4 in bits 76-79, RFC 4122 variant in bits 62-63.
+_UUID_CLEAR = ~((0xF << 76) | (0x3 << 62))
+_UUID_SET = (0x4 << 76) | (0x2 << 62)
+
+
+def _fast_uuid4_hex() -> str:
+    n = (getrandbits(128) & _UUID_CLEAR) | _UUID_SET
+    return f"{n:032x}"
+
+
+class TaskPort(Generic[T]):
+    """The port one task's routes and builders submit through."""
+
+    __slots__ = ("_submitter", "_task")
+
+    def __init__(self, submitter: Submitter, task: Task) -> None:
+        self._submitter = submitter
+        self._task = task
+
+    @property
+    def tz(self) -> tzinfo:
+        return self._submitter.tz
+
+    def now(self) -> float:
+        return self._submitter.clock()
+
+    async def submit(
+        self,
+        arguments: Bound,
+        exec_ts: float | None,
+        cron: Cron | None,
+        job_id: str | None,
+        replace: bool,
+        force: bool,
+    ) -> Job[T]:
+        return await self._submitter.submit(
+            self._task, arguments, exec_ts, cron, job_id, replace, force
+        )
+
+
+class NotStarted:
+    """The port of a task whose app has not started yet."""
+
+    def __init__(self, tz: tzinfo, clock: Callable[[], float]) -> None:
+        self._tz = tz
+        self._clock = clock
+
+    @property
+    def tz(self) -> tzinfo:
+        return self._tz
+
+    def now(self) -> float:
+        return self._clock()
+
+    async def submit(self, *args: Any) -> Job[Any]:
+        raise ApplicationStateError(
+            "the app has not started; schedule jobs inside 'async with app:' or after "
+            "'await app.startup()'"
+        )
+
+
+class Submitter:
+    """Turns scheduling requests into owned, committed, armed jobs."""
+
+    def __init__(
+        self,
+        *,
+        scheduler: Scheduler,
+        clock: Callable[[], float],
+        tz: tzinfo,
+        parser_for: Callable[[str], CronParser],
+        new_id: Callable[[], str],
+        config: JobifyConfiguration,
+        recorder: StoreRecorder | None,
+    ) -> None:
+        self.scheduler = scheduler
+        self.clock = clock
+        self.tz = tz
+        self._parser_for = parser_for
+        self._new_id = new_id
+        self._config = config
+        self._recorder = recorder
+        self._inflight: dict[str, asyncio.Future[None]] = {}
+        self.open = True
+        """False once the app began to shut down: new calls are refused, nothing stored."""
+
+    def _check_open(self) -> None:
+        if not self.open:
+            raise ApplicationStateError(
+                "the app has shut down (or is shutting down); jobs cannot be scheduled after "
+                "shutdown, and nothing was stored"
+            )
+
+    def _job_id(self, job_id: str | None) -> str:
+        if job_id is None:
+            return self._new_id()
+        return check_text(job_id, "job_id")
+
+    # -- the way down --------------------------------------------------------------------
+
+    async def submit(
+        self,
+        task: Task,
+        arguments: Bound,
+        exec_ts: float | None,
+        cron: Cron | None,
+        job_id: str | None,
+        replace: bool,
+        force: bool,
+    ) -> Job[Any]:
+        """Validate a call, answer an identical re-schedule, run outer middleware, commit."""
+        self._check_open()
+        job_id = self._job_id(job_id)
+        parser: CronParser | None = None
+        tz = self.tz
+        if cron is not None:
+            parser = self._parser_for(cron.expression)
+            tz = cron.zone or tz
+            if cron.args or cron.kwargs:
+                arguments = task.spec.bind(tuple(cron.args), dict(cron.kwargs))
+        else:
+            assert exec_ts is not None
+            exec_ts = check_instant(exec_ts)
+        existing = self.scheduler.jobs.get(job_id)
+        if (
+            existing is not None
+            and not force
+            and _identical(existing, task, exec_ts, cron, arguments)
+        ):
+            return existing.job  # a no-op: outer middleware does not run again
+        if not replace and (existing is not None or job_id in self._inflight):
+            raise DuplicateJobError(job_id)
+        request = Request(task, arguments, exec_ts, cron, parser, tz, job_id, replace, force)
+        if task.outer is None:
+            return await self.commit(request)
+        return await self._through_outer(request, task.outer)
+
+    async def _through_outer(self, request: Request, outer: Sequence[Any]) -> Job[Any]:
+        task = request.task
+        spec = task.spec
+        job: Job[Any] = Job(request.job_id, self._display_time(request))
+        args, kwargs = spec.call_args(request.arguments)
+        port = task.port
+        assert port is not None
+        ctx = OuterContext(
+            job=job,
+            trigger=request.cron if request.cron is not None else job.exec_at,
+            runnable=Runnable(task.name, spec.func, args, kwargs, spec.options.run_mode),
+            arguments=dict(spec.as_dict(request.arguments)),
+            func_spec=spec.signature,
+            is_force=request.force,
+            is_persist=task.durable,
+            is_replace=request.replace,
+            state=task.state,
+            route_options=spec.route_options,
+            jobify_config=self._config,
+            schedule_builder=ScheduleBuilder(port, request.arguments),
+            request_state=RequestState(),
+        )
+        reached = False
+
+        async def innermost(c: OuterContext) -> Job[Any]:
+            nonlocal reached
+            reached = True
+            # Middleware may have rewritten the arguments: bind them again, so a bad rewrite
+            # is a TypeError here, at scheduling time, not a failure when the job runs.
+            final = spec.bind((), dict(c.arguments))
+            try:
+                changed = bool(spec.as_dict(final) != spec.as_dict(request.arguments))
+            except Exception:  # values whose comparison raises: keep what was asked
+                changed = True
+            requested = request.arguments if changed else None
+            return await self.commit(replace(request, arguments=final, requested=requested), job)
+
+        await compose(outer, innermost)(ctx)
+        if not reached:
+            # Refused: nothing is stored and nothing runs; the caller still gets its handle.
+            finish(job, JobStatus.CANCELLED)
+            log.info(
+                "outer middleware refused job %r of task %r; nothing was scheduled",
+                job.id,
+                task.name,
+                extra={"job_id": job.id, "task_name": task.name},
+            )
+        return job
+
+    def _display_time(self, request: Request) -> datetime:
+        if request.cron is None:
+            assert request.exec_ts is not None
+            return datetime.fromtimestamp(request.exec_ts, request.tz)
+        assert request.parser is not None
+        return datetime.fromtimestamp(
+            _first_fire(request.cron, request.parser, request.tz, self.clock()), request.tz
+        )
+
+    async def commit(self, request: Request, job: Job[Any] | None = None) -> Job[Any]:
+        """Own the requested job: commit it if durable, then arm it; returns its handle."""
+        self._check_open()
+        job_id = request.job_id
+        while (pending := self._inflight.get(job_id)) is not None:
+            if not request.replace:
+                raise DuplicateJobError(job_id)
+            await asyncio.shield(pending)  # the last of several replacing callers wins
+            self._check_open()
+        scheduler = self.scheduler
+        existing = scheduler.jobs.get(job_id)
+        if existing is not None and not request.replace:
+            raise DuplicateJobError(job_id)
+        entry = self._entry(request, existing, job if job is not None else Job(job_id))
+        recorder = entry.recorder
+        if not isinstance(recorder, StoreRecorder):
+            if existing is not None:
+                scheduler.retire(existing)
+                scheduler.handover(existing, replaced=True)
+            self._own(entry)
+            return entry.job
+        record = recorder.record(entry)  # a SerializationError here: nothing has changed
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._inflight[job_id] = done
+        if existing is not None:
+            scheduler.retire(existing)
+        # Shielded: if the caller is cancelled, the write still lands (it was issued), so
+        # the bookkeeping below must happen anyway, or memory and storage would disagree.
+        landing = asyncio.ensure_future(self._land(recorder, record, entry, existing, done))
+        landing.add_done_callback(_retrieve)
+        await asyncio.shield(landing)
+        return entry.job
+
+    async def _land(
+        self,
+        recorder: StoreRecorder,
+        record: Any,
+        entry: JobEntry,
+        existing: JobEntry | None,
+        done: asyncio.Future[None],
+    ) -> None:
+        try:
+            await recorder.save_record(record)
+        except BaseException:
+            if existing is not None:
+                self.scheduler.handover(existing, replaced=False)
+            raise
+        finally:
+            del self._inflight[entry.job.id]
+            done.set_result(None)
+        if existing is not None:
+            self.scheduler.handover(existing, replaced=True)
+        if not self.scheduler.running:
+            # The app stopped while the record was being committed: it is stored and runs
+            # after the next start. Not an error: a durable call returns once committed.
+            entry.owned = False
+            entry.parked = True
+            park(entry.job, JobStatus.SCHEDULED)
+            return
+        self._own(entry)
+
+    def _own(self, entry: JobEntry) -> None:
+        self.scheduler.add(entry)
+        self.scheduler.arm(entry)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "job %r of task %r scheduled for %s",
+                entry.job.id,
+                entry.task.name,
+                entry.job.exec_at.isoformat(),
+                extra={"job_id": entry.job.id, "task_name": entry.task.name},
+            )
+
+    def _entry(self, request: Request, existing: JobEntry | None, job: Job[Any]) -> JobEntry:
+        task = request.task
+        cron = request.cron
+        runs = failures = 0
+        exec_ts = request.exec_ts
+        if cron is not None:
+            assert request.parser is not None
+            exec_ts = _first_fire(cron, request.parser, request.tz, self.clock())
+            if (
+                not request.declared
+                and existing is not None
+                and existing.cron is not None
+                and existing.cron.start_date == cron.start_date
+            ):
+                # A replaced cron keeps its counters and, if its schedule is the same, its
+                # next fire (spec: "the run counters and schedule offset are kept").
+                runs, failures = existing.runs, existing.failures
+                if existing.cron.expression == cron.expression and existing.tz == request.tz:
+                    exec_ts = existing.exec_ts
+        assert exec_ts is not None
+        if task.spec.options.run_mode is RunMode.PROCESS:
+            task.spec.process_ref()
+            check_process_args(task.name, (), task.spec.as_dict(request.arguments))
+        recorder = self._recorder if task.durable and self._recorder is not None else NULL_RECORDER
+        entry = JobEntry(
+            task,
+            job,
+            request.arguments,
+            exec_ts,
+            request.tz,
+            recorder,
+            self.scheduler,
+            cron,
+            request.parser,
+            runs,
+            failures,
+        )
+        entry.requested = request.requested
+        entry.declared = request.declared
+        return entry
+
+
+def _retrieve(task: asyncio.Future[None]) -> None:
+    """Mark a landing's outcome as seen (its caller may have been cancelled; a failure was
+    raised to the caller when there was one)."""
+    if not task.cancelled():
+        task.exception()
+
+
+def _first_fire(cron: Cron, parser: CronParser, tz: tzinfo, now_ts: float) -> float:
+    """The first fire of a new cron job: the first match after now, or at/after its
+    ``start_date`` when that is later."""
+    now = datetime.fromtimestamp(now_ts, tz)
+    start = cron.start_date
+    if start is not None:
+        if start.tzinfo is None:
+            start = localize(start, tz)
+        if start > now:
+            return parser.next_run(now=(start - timedelta(microseconds=1)).astimezone(tz)).timestamp()
+    return parser.next_run(now=now).timestamp()
+
+
+def _identical(
+    entry: JobEntry, task: Task, exec_ts: float | None, cron: Cron | None, arguments: Bound
+) -> bool:
+    """Whether a call asks for exactly the job ``entry`` already is."""
+    if entry.task is not task or entry.cron != cron or entry.paused:
+        return False
+    if cron is None and entry.exec_ts != exec_ts:
+        return False
+    stored = entry.requested if entry.requested is not None else entry.arguments
+    try:
+        if type(stored) is type(arguments):
+            return bool(stored == arguments)
+        spec = task.spec
+        return bool(spec.as_dict(stored) == spec.as_dict(arguments))
+    except Exception:
+        return False
