@@ -40,7 +40,15 @@ from jobify._triggers import CronFactory, CronParser, resolve_zone
 from jobify.crontab import create_crontab
 from jobify.exceptions import ApplicationStateError
 from jobify.middleware import BaseMiddleware, BaseOuterMiddleware, QueueMiddleware
-from jobify.router import JobRouter, Registry, RootRoute, Route, _Registrar, check_handler, check_handlers
+from jobify.router import (
+    JobRouter,
+    Registry,
+    RootRoute,
+    Route,
+    _Registrar,
+    check_handler,
+    check_handlers,
+)
 from jobify.serializers import ExtendedJSONSerializer, JSONSerializer, Serializer
 from jobify.storage import SQLiteStorage, Storage
 from jobify.storage.base import CommandChannel, RecordStatus, TaskRecord
@@ -388,7 +396,6 @@ class Jobify(_Registrar):
                 port: TaskPort[Any] = TaskPort(submitter, task)
                 task.port = port
                 self._registry.routes[task.name].connect(port)
-            scheduler.start()
             if storage is not None and recorder is not None:
                 await self._restore(storage, recorder, tasks)
                 await storage.save_tasks(_task_records(tasks, self._clock()))
@@ -398,6 +405,9 @@ class Jobify(_Registrar):
                     stack.push_async_callback(applier.stop)
             else:
                 await self._declare_crons(tasks, {}, {})
+            # Timers start last: a restored job that is overdue runs once startup is done,
+            # never while it is still being set up.
+            scheduler.start()
         except BaseException:
             self._closed = True
             if self._submitter is not None:
@@ -509,7 +519,8 @@ class Jobify(_Registrar):
     async def _restore(
         self, storage: Storage, recorder: StoreRecorder, tasks: Mapping[str, Task]
     ) -> None:
-        """Own every restorable stored job; show the others as orphans; declare crons."""
+        """Own every restorable stored job; show the others as orphans; declare crons.
+        Nothing is armed yet: the scheduler arms what it owns when it starts."""
         scheduler = self._scheduler
         assert scheduler is not None
         restored: dict[str, JobEntry] = {}
@@ -530,9 +541,6 @@ class Jobify(_Registrar):
             restored[record.job_id] = entry
             scheduler.add(entry)
         await self._declare_crons(tasks, restored, ended)
-        for entry in restored.values():
-            if entry.owned and not entry.paused:
-                scheduler.arm(entry)
         if restored:
             log.info("restored %d job(s) from storage", len(restored))
 
@@ -597,7 +605,9 @@ class Jobify(_Registrar):
         submitter, scheduler = self._submitter, self._scheduler
         assert submitter is not None and scheduler is not None
         for job_id, found in ended.items():
-            if found.declared and (found.task.spec.options.cron is None or job_id != found.task.name):
+            if found.declared and (
+                found.task.spec.options.cron is None or job_id != found.task.name
+            ):
                 log.info("ended cron job %r is no longer declared on its task; removed", job_id)
                 await _delete_record(self.configs.storage, job_id)
         for job_id, entry in list(restored.items()):

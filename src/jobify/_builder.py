@@ -17,14 +17,13 @@ from jobify._triggers import Cron, check_delay, localize
 __all__ = ["Bound", "ScheduleBuilder", "SubmitPort"]
 
 T = TypeVar("T")
-T_co = TypeVar("T_co", covariant=True)
 
 Bound = tuple[Any, ...] | dict[str, Any]
 """Bound arguments: the positional tuple itself when every parameter was given positionally
 (no copy, the smallest form for 100k waiting jobs), else parameter name → value."""
 
 
-class SubmitPort(Protocol[T_co]):
+class SubmitPort(Protocol[T]):
     """Where one task's scheduling calls go (implemented by the app's submitter)."""
 
     @property
@@ -44,7 +43,7 @@ class SubmitPort(Protocol[T_co]):
         job_id: str | None,
         replace: bool,
         force: bool,
-    ) -> Job[T_co]:
+    ) -> Job[T]:
         """Schedule one job of the task: at ``exec_ts`` (epoch seconds) or on ``cron``."""
         ...
 

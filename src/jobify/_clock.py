@@ -12,6 +12,7 @@ reported (timers absorb it).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import errno
 import logging
@@ -32,11 +33,11 @@ _FAR_FUTURE = 2**40  # seconds since the epoch: never reached, so the timer neve
 
 
 class _Timespec(ctypes.Structure):
-    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]  # noqa: RUF012
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
 
 
 class _Itimerspec(ctypes.Structure):
-    _fields_ = [("it_interval", _Timespec), ("it_value", _Timespec)]  # noqa: RUF012
+    _fields_ = [("it_interval", _Timespec), ("it_value", _Timespec)]
 
 
 class ClockWatch:
@@ -102,8 +103,6 @@ class ClockWatch:
         fd, self._fd = self._fd, -1
         if fd < 0:
             return
-        try:
+        with contextlib.suppress(RuntimeError, ValueError):  # the loop is already closed
             self._loop.remove_reader(fd)
-        except (RuntimeError, ValueError):  # the loop is already closed
-            pass
         os.close(fd)

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 if TYPE_CHECKING:
+    from jobify._triggers import CronFactory
     from jobify.serializers import Serializer
     from jobify.storage import Storage
-    from jobify._triggers import CronFactory
     from jobify.typeadapter import Dumper, Loader
 
 __all__ = ["JobifyConfiguration"]

@@ -24,10 +24,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "INJECT",
+    "ContextSource",
     "CronContext",
     "JobContext",
     "OuterContext",
-    "ContextSource",
     "RequestState",
     "Runnable",
     "ScopedState",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import tzinfo
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -79,8 +79,8 @@ class Task:
         """New jobs of this task are persisted (the task is durable and the app has storage)."""
         self.state = state
         self.execute: Callable[[JobEntry], Awaitable[Outcome]] = _not_compiled
-        self.outer: Callable[[Any], Awaitable[Any]] | None = None
-        """The composed outer middleware chain, or None without outer middleware."""
+        self.outer: Sequence[Any] | None = None
+        """Its outer middleware, outermost first (None: none), composed per call."""
         self.port: SubmitPort[Any] | None = None
 
     def __repr__(self) -> str:

@@ -228,7 +228,9 @@ def build_execute(
         ctx = JobContext(entry.job, state, runnable, route_options, config, source=entry)
         if injections:
             injected = {param: extract(ctx) for param, extract in injections.items()}
-            runnable.args, runnable.kwargs = call_args({**spec.as_dict(entry.arguments), **injected})
+            runnable.args, runnable.kwargs = call_args(
+                {**spec.as_dict(entry.arguments), **injected}
+            )
         return chain(ctx)
 
     def direct(entry: JobEntry) -> Awaitable[Any]:

@@ -72,15 +72,13 @@ def worker_name() -> str:
 class HistoryLog:
     """Records finished runs into a storage and prunes them in the background."""
 
-    def __init__(
-        self, storage: Storage, retention: RunHistory, clock: Callable[[], float]
-    ) -> None:
+    def __init__(self, storage: Storage, retention: RunHistory, clock: Callable[[], float]) -> None:
         self.storage = storage
         self.clock = clock
         self.retention = retention
         self.worker = worker_name()
         self._timer: asyncio.TimerHandle | None = None
-        self._pruning: asyncio.Task[None] | None = None
+        self._pruning: asyncio.Task[int] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def record(
@@ -146,4 +144,3 @@ class HistoryLog:
         if task is not None and not task.done():
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-

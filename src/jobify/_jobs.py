@@ -21,7 +21,17 @@ from jobify.exceptions import (
     JobTimeoutError,
 )
 
-__all__ = ["Job", "JobSource", "JobStatus", "attach", "end_after_last_run", "finish", "is_final", "park", "resolve"]
+__all__ = [
+    "Job",
+    "JobSource",
+    "JobStatus",
+    "attach",
+    "end_after_last_run",
+    "finish",
+    "is_final",
+    "park",
+    "resolve",
+]
 
 T = TypeVar("T")
 
@@ -218,7 +228,6 @@ class Job(Generic[T]):
         return self.result()
 
 
-
 # -- how the scheduler updates a handle (not part of the public API) -------------------------
 
 
@@ -252,13 +261,9 @@ def finish(
     _wake(job)
 
 
-def end_after_last_run(job: Job[Any], status: JobStatus | None = None) -> None:
-    """The job has ended for good after its last run: with ``status`` (and the run's
-    exception), or, when None, with that run's own outcome (SUCCESS if it never ran)."""
-    if status is None:
-        finish(job, job._outcome or JobStatus.SUCCESS, job._result, job._exception)
-    else:
-        finish(job, status, None, job._exception)
+def end_after_last_run(job: Job[Any]) -> None:
+    """The job has ended for good with its last run's outcome (SUCCESS if it never ran)."""
+    finish(job, job._outcome or JobStatus.SUCCESS, job._result, job._exception)
 
 
 def park(job: Job[Any], status: JobStatus) -> None:

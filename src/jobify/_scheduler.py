@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import contextvars
 import logging
 from collections.abc import Callable
@@ -94,6 +95,7 @@ class Scheduler:
         self._watchdog: asyncio.TimerHandle | None = None
         self._clock_watch: ClockWatch | None = None
         self._running = False
+        self._stopped = False
         self._steps = 0  # wall-clock steps seen so far
         self._last_jump = 0.0
         self._saving: dict[JobEntry, asyncio.Task[None]] = {}
@@ -108,17 +110,26 @@ class Scheduler:
         """Timers fire and runs start (between ``start()`` and ``drain()``/``stop()``)."""
         return self._running
 
+    @property
+    def stopped(self) -> bool:
+        """``drain()`` or ``stop()`` was called: this scheduler takes no more jobs."""
+        return self._stopped
+
     # -- life cycle ----------------------------------------------------------------------
 
     def start(self) -> None:
+        """Start the clock guards and arm every job owned so far (restored ones included)."""
         self._running = True
         self._offset = self.clock() - self.loop.time()
+        for entry in list(self.jobs.values()):
+            self.arm(entry)
         self._watchdog = self.loop.call_later(WATCHDOG_INTERVAL, self.check_clock)
         self._clock_watch = ClockWatch.start(self.loop, self.check_clock)
 
     async def drain(self, grace: float) -> None:
         """Stop starting runs; wait up to ``grace`` seconds for the running ones to end."""
         self._running = False
+        self._stopped = True
         for entry in list(self.jobs.values()):
             self._disarm(entry)
         running = [e.run for e in self.jobs.values() if e.run is not None and not e.run.done()]
@@ -133,6 +144,7 @@ class Scheduler:
         is not durable ends CANCELLED.
         """
         self._running = False
+        self._stopped = True
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
@@ -355,10 +367,9 @@ class Scheduler:
         fixed = getattr(entry.parser, "hour_is_fixed", True)
         if fixed and last is not None and now < last <= now + VIXIE_WINDOW:
             after = last
-        try:
-            entry.exec_ts = entry.parser.next_run(now=datetime.fromtimestamp(after, entry.tz)).timestamp()
-        except CronExhaustedError:
-            pass  # keep the armed fire: it is the last one
+        with contextlib.suppress(CronExhaustedError):  # no later fire: keep the armed one
+            at = datetime.fromtimestamp(after, entry.tz)
+            entry.exec_ts = entry.parser.next_run(now=at).timestamp()
 
     # -- control -------------------------------------------------------------------------
 
@@ -609,26 +620,32 @@ class Scheduler:
                 entry.failures,
                 extra=_extra(entry),
             )
-            resolve(entry.job, status, value, exc)
-            await self._end(entry, JobStatus.PERMANENTLY_FAILED, "permanently_failed")
+            await self._end(entry, (JobStatus.PERMANENTLY_FAILED, None, exc), "permanently_failed")
             return True
-        resolve(entry.job, status, value, exc)
         if cron.max_runs != -1 and entry.runs >= cron.max_runs:
-            await self._end(entry, None, "finished")
+            await self._end(entry, (status, value, exc), "finished")
             return True
+        # Between runs the job reads SCHEDULED, already while its counters are committed.
+        entry.job.status = JobStatus.PAUSED if entry.paused else JobStatus.SCHEDULED
+        resolve(entry.job, status, value, exc)
         return False
 
     async def _advance(self, entry: JobEntry) -> None:
         """Counters are committed after each run, before the next fire is armed."""
+        entry.job.status = JobStatus.PAUSED if entry.paused else JobStatus.SCHEDULED
         if not await self._commit(entry):
             return
         entry.run = None
-        entry.job.status = JobStatus.PAUSED if entry.paused else JobStatus.SCHEDULED
         self.arm(entry)
 
-    async def _end(self, entry: JobEntry, status: JobStatus | None, record_status: str) -> None:
-        """A cron job ended for good: exhausted (``status`` None: the outcome of its last
-        run) or permanently failed."""
+    async def _end(
+        self,
+        entry: JobEntry,
+        outcome: tuple[JobStatus, Any, BaseException | None] | None,
+        record_status: str,
+    ) -> None:
+        """A cron job ended for good (exhausted, or permanently failed) with ``outcome``,
+        or (None) with the outcome of its last run."""
         self._release(entry)
         try:
             await entry.recorder.finish(entry, record_status)
@@ -641,7 +658,10 @@ class Scheduler:
                 error,
                 extra=_extra(entry),
             )
-        end_after_last_run(entry.job, status)
+        if outcome is None:
+            end_after_last_run(entry.job)
+        else:
+            finish(entry.job, *outcome)
 
     async def _commit(self, entry: JobEntry) -> bool:
         """Save the entry's record; True if it is still owned afterwards.

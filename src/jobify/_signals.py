@@ -70,7 +70,9 @@ class SignalGuard:
             except (ValueError, OSError):
                 continue
             if not _is_default(sig, current):
-                log.debug("%s already has a handler (%r); leaving it to its owner", sig.name, current)
+                log.debug(
+                    "%s already has a handler (%r); leaving it to its owner", sig.name, current
+                )
                 continue
 
             def on_signal(signum: int, frame: FrameType | None, sig: signal.Signals = sig) -> None:

@@ -209,12 +209,10 @@ class Submitter:
             assert exec_ts is not None
             exec_ts = check_instant(exec_ts)
         existing = self.scheduler.jobs.get(job_id)
-        if (
-            existing is not None
-            and not force
-            and _identical(existing, task, exec_ts, cron, arguments)
-        ):
-            return existing.job  # a no-op: outer middleware does not run again
+        if existing is not None and _identical(existing, task, exec_ts, cron, arguments):
+            if not force:
+                return existing.job  # a no-op: outer middleware does not run again
+            replace = True  # forced: the same job scheduled again, replacing itself
         if not replace and (existing is not None or job_id in self._inflight):
             raise DuplicateJobError(job_id)
         request = Request(task, arguments, exec_ts, cron, parser, tz, job_id, replace, force)
@@ -332,7 +330,7 @@ class Submitter:
             done.set_result(None)
         if existing is not None:
             self.scheduler.handover(existing, replaced=True)
-        if not self.scheduler.running:
+        if self.scheduler.stopped:
             # The app stopped while the record was being committed: it is stored and runs
             # after the next start. Not an error: a durable call returns once committed.
             entry.owned = False
@@ -411,7 +409,9 @@ def _first_fire(cron: Cron, parser: CronParser, tz: tzinfo, now_ts: float) -> fl
         if start.tzinfo is None:
             start = localize(start, tz)
         if start > now:
-            return parser.next_run(now=(start - timedelta(microseconds=1)).astimezone(tz)).timestamp()
+            return parser.next_run(
+                now=(start - timedelta(microseconds=1)).astimezone(tz)
+            ).timestamp()
     return parser.next_run(now=now).timestamp()
 
 

@@ -57,7 +57,9 @@ def check_handlers(handlers: ExceptionHandlers | None, where: str) -> ExceptionH
 def check_handler(exc_type: object, handler: object, where: str) -> None:
     """Validate one exception handler registration."""
     if not (isinstance(exc_type, type) and issubclass(exc_type, BaseException)):
-        raise TypeError(f"{where}: exception handler keys must be exception types, got {exc_type!r}")
+        raise TypeError(
+            f"{where}: exception handler keys must be exception types, got {exc_type!r}"
+        )
     if not callable(handler):
         raise TypeError(f"{where}: the handler for {exc_type.__name__} is not callable")
 
@@ -420,4 +422,3 @@ class Registry:
         for route in new:
             self.routes[route.name] = route
             self._connect(route)
-

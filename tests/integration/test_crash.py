@@ -81,6 +81,14 @@ def spawn(script: Path, *args: str) -> subprocess.Popen[str]:
     )
 
 
+def seeded() -> random.Random:
+    """A random source whose seed is printed (shown on failure), and can be replayed with
+    ``JOBIFY_TEST_SEED=<seed>``."""
+    seed = int(os.environ.get("JOBIFY_TEST_SEED") or random.randrange(2**32))
+    print(f"random seed: {seed} (replay with JOBIFY_TEST_SEED={seed})")
+    return random.Random(seed)
+
+
 def test_sigkill_during_pushes_loses_no_committed_job(tmp_path: Path) -> None:
     script = tmp_path / "pusher.py"
     script.write_text(PUSHER)
@@ -88,7 +96,7 @@ def test_sigkill_during_pushes_loses_no_committed_job(tmp_path: Path) -> None:
     at = time.time() + 4.0  # later than the kill: the first process never runs them
     child = spawn(script, str(db), str(at), "loop")
     assert child.stdout is not None
-    kill_after = random.randint(30, 600)
+    kill_after = seeded().randint(30, 600)
     pushed: list[str] = []
     for line in child.stdout:
         if line.startswith("PUSHED "):

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import sqlite3
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from jobify import Cron, Job, Jobify, JobStatus, MisfirePolicy
+from jobify import Cron, GracePolicy, Job, Jobify, JobStatus, MisfirePolicy
 from jobify.exceptions import SerializationError, StorageError
 from jobify.storage import SQLiteStorage
 from jobify.typeadapter import PydanticConverter
@@ -51,11 +52,12 @@ async def test_push_is_committed_and_removed_when_done(tmp_path: Path) -> None:
     db = tmp_path / "jobs.db"
     app, seen = make_app(db)
     async with app:
-        job = await app._registry.routes["echo"].schedule(1).delay(60)
+        job = await app.tasks["echo"].schedule(1).delay(60)
         assert [r[0] for r in rows(db)] == [job.id]  # committed when delay() returned
-        done = await app._registry.routes["echo"].push(2)
+        done = await app.tasks["echo"].push(2)
         assert await done == 2
-        await app._persistence.storage.flush()  # type: ignore[union-attr]
+        assert app.configs.storage is not None
+        await app.configs.storage.flush()
         assert [r[0] for r in rows(db)] == [job.id]  # the finished one-shot is removed
     assert [r[0] for r in rows(db)] == [job.id]  # shutdown leaves durable jobs in storage
     assert seen["echo"] == [2]
@@ -65,11 +67,13 @@ async def test_restore_runs_overdue_and_rearms_future(tmp_path: Path) -> None:
     db = tmp_path / "jobs.db"
     app, _ = make_app(db)
     async with app:
-        echo = app._registry.routes["echo"]
+        echo = app.tasks["echo"]
         soon = await echo.schedule("soon").delay(0.05)
         later = await echo.schedule("later").delay(3600)
         await app.shutdown()
-    assert soon.status is JobStatus.CANCELLED  # shut down before it ran
+    # Shut down before it ran: it is still scheduled (stored), and runs after the restart.
+    assert soon.status is JobStatus.SCHEDULED and not soon.is_done()
+    await soon.wait()  # waiters are released: nothing more happens in this process
     await asyncio.sleep(0.1)  # let 'soon' become overdue while no app runs
 
     app2, seen2 = make_app(db)
@@ -88,7 +92,7 @@ async def test_durable_false_is_never_written(tmp_path: Path) -> None:
     db = tmp_path / "jobs.db"
     app, _ = make_app(db)
     async with app:
-        job = await app._registry.routes["volatile"].schedule(1).delay(3600)
+        job = await app.tasks["volatile"].schedule(1).delay(3600)
         assert app.find_job(job.id) is job
         assert rows(db) == []
 
@@ -97,7 +101,7 @@ async def test_unserializable_argument_is_rejected_and_nothing_written(tmp_path:
     db = tmp_path / "jobs.db"
     app, _ = make_app(db)
     async with app:
-        echo = app._registry.routes["echo"]
+        echo = app.tasks["echo"]
         keep = await echo.schedule("fine").delay(3600)
         with pytest.raises(SerializationError) as info:
             await echo.schedule(object()).delay(3600, job_id="bad")
@@ -137,13 +141,27 @@ async def test_bad_records_are_logged_left_in_place_and_others_restore(
             good = app2.find_job("good")
             assert good is not None
             assert await good == "ok"
-            assert app2.find_job("orphan") is None
-            assert app2.find_job("garbled") is None
+            # Records that cannot run are shown as orphans; cancel() is the way to remove one.
+            orphan = app2.find_job("orphan")
+            garbled = app2.find_job("garbled")
+            assert orphan is not None and orphan.status is JobStatus.ORPHANED
+            assert garbled is not None and garbled.status is JobStatus.ORPHANED
+            assert orphan not in app2.get_active_jobs()
     text = caplog.text
     assert "'orphan'" in text and "'gone'" in text and "not registered" in text
     assert "'garbled'" in text and "cannot be restored" in text
+    assert "find_job('orphan').cancel()" in text  # the hint names a way that works
     assert [r[0] for r in rows(db)] == ["garbled", "orphan"]  # left untouched
     assert seen2["echo"] == ["ok"]
+
+    app3, _ = make_app(db)
+    async with app3:
+        orphan = app3.find_job("orphan")
+        assert orphan is not None
+        await orphan.cancel()
+        assert orphan.status is JobStatus.CANCELLED
+        assert app3.find_job("orphan") is None
+    assert [r[0] for r in rows(db)] == ["garbled"]
 
 
 async def test_cron_counters_survive_restart_and_max_runs_counts_across(tmp_path: Path) -> None:
@@ -172,10 +190,18 @@ async def test_cron_counters_survive_restart_and_max_runs_counts_across(tmp_path
     async with app2:
         job2 = app2.find_job("tick")
         assert job2 is not None
-        while not job2._final:
+        while not job2.is_done():
             await job2.wait()
+        assert job2.status is JobStatus.SUCCESS
     assert len(runs) == 3
-    assert rows(db) == []  # removed at max_runs
+    # A declared cron that reached max_runs keeps a finished record, so that it stays
+    # finished across restarts while its declaration is unchanged.
+    ((job_id, _, _, _, status),) = rows(db)
+    assert (job_id, status) == ("tick", "finished")
+    async with build() as app3:
+        assert app3.find_job("tick") is None
+        await asyncio.sleep(1.2)  # a fire would have happened by now
+    assert len(runs) == 3
 
 
 async def test_static_cron_definition_change_updates_not_duplicates(tmp_path: Path) -> None:
@@ -236,12 +262,31 @@ async def test_permanently_failed_is_persisted_and_not_rearmed(tmp_path: Path) -
 
         return app
 
-    async with build() as app:
+    attempts: list[int] = []
+
+    def build_counting() -> Jobify:
+        app = Jobify(storage=SQLiteStorage(db))
+
+        @app.task(cron=Cron("* * * * * * *", max_failures=1))
+        async def broken() -> None:
+            attempts.append(1)
+            raise RuntimeError("always")
+
+        return app
+
+    async with build_counting() as app:
         job = app.find_job("broken")
         assert job is not None
         await job.wait()
         assert job.status is JobStatus.PERMANENTLY_FAILED
         assert app.find_job("broken") is None
+    ((_, _, _, _, status),) = rows(db)
+    assert status == "permanently_failed"
+    # Started again with the same declaration, it is not re-armed: it stays failed.
+    async with build_counting() as app2:
+        assert app2.find_job("broken") is None
+        await asyncio.sleep(1.2)  # a fire would have happened by now
+    assert attempts == [1]
     ((_, _, _, _, status),) = rows(db)
     assert status == "permanently_failed"
 
@@ -250,56 +295,68 @@ async def test_cancel_removes_the_record(tmp_path: Path) -> None:
     db = tmp_path / "jobs.db"
     app, _ = make_app(db)
     async with app:
-        job: Job[Any] = await app._registry.routes["echo"].schedule(1).delay(3600)
+        job: Job[Any] = await app.tasks["echo"].schedule(1).delay(3600)
         await job.cancel()
         assert job.status is JobStatus.CANCELLED
         assert rows(db) == []
 
 
+class FakeWall:
+    """Epoch seconds = real time + ``offset``: downtime is simulated by moving ``offset``."""
+
+    def __init__(self, start: float) -> None:
+        self.offset = start - time.time()
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
 async def test_misfire_policies_after_downtime(tmp_path: Path) -> None:
     db = tmp_path / "jobs.db"
     counts: dict[str, int] = {}
-    start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
+    done: dict[str, asyncio.Event] = {}
+    # Fake wall time at second :05 of a minute; each cron fires at :10, :11 and :12 of that
+    # minute only (the next fire is a day later).
+    t0 = datetime(2031, 3, 4, 12, 30, 5, tzinfo=UTC)
+    wall = FakeWall(t0.timestamp())
+    expression = "10,11,12 30 12 * * * *"
+    policies: dict[str, MisfirePolicy | GracePolicy] = {
+        "ALL": MisfirePolicy.ALL,
+        "SKIP": MisfirePolicy.SKIP,
+        "ONCE": MisfirePolicy.ONCE,
+        "GRACE_1H": MisfirePolicy.GRACE(timedelta(hours=1)),
+        "GRACE_10S": MisfirePolicy.GRACE(timedelta(seconds=10)),
+    }
+    expected = {"ALL": 3, "ONCE": 1, "GRACE_1H": 1}
 
     def build() -> Jobify:
-        app = Jobify(storage=SQLiteStorage(db))
+        app = Jobify(storage=SQLiteStorage(db), clock=wall)
 
         @app.task
         async def hit(name: str) -> None:
             counts[name] = counts.get(name, 0) + 1
+            if counts[name] == expected.get(name):
+                done[name].set()
 
         return app
 
-    app = build()
-    async with app:
-        hit = app._registry.routes["hit"]
-        for policy in ("ALL", "SKIP", "ONCE"):
-            cron = Cron(
-                "* * * * * * *",
-                misfire_policy=MisfirePolicy[policy],
-                start_date=start,
-                args=(policy,),
-            )
-            await hit.schedule(policy).cron(cron, job_id=policy)
-        grace = Cron(
-            "* * * * * * *",
-            misfire_policy=MisfirePolicy.GRACE(timedelta(hours=1)),
-            start_date=start,
-            args=("GRACE",),
-        )
-        await hit.schedule("GRACE").cron(grace, job_id="GRACE")
-    # Down for ~3 fires, then restart: each policy decides what the missed fires become.
-    await asyncio.sleep((start - datetime.now(UTC)).total_seconds() + 2.3)
-    app2 = build()
-    async with app2:
-        jobs = {name: app2.find_job(name) for name in ("ALL", "SKIP", "ONCE", "GRACE")}
-        await asyncio.sleep(0.2)
-        for job in jobs.values():
-            assert job is not None
-    assert counts.get("SKIP", 0) == 0  # every fire happened while the app was down
-    assert counts["ONCE"] == 1
-    assert counts["GRACE"] == 1
-    assert counts["ALL"] >= 3
+    async with build() as app:
+        for name, policy in policies.items():
+            cron = Cron(expression, misfire_policy=policy, args=(name,))
+            await app.tasks["hit"].schedule(name).cron(cron, job_id=name)
+    # Down for a minute: all three fires of every job happened while the app was down.
+    wall.offset += 60
+    done.update({name: asyncio.Event() for name in expected})
+    async with build() as app2:
+        async with asyncio.timeout(5):
+            for event in done.values():
+                await event.wait()
+        await asyncio.sleep(0.05)  # room for a wrong extra run to show up
+        for name in policies:
+            job = app2.find_job(name)
+            assert job is not None and job.status is JobStatus.SCHEDULED
+            assert job.exec_at == datetime(2031, 3, 5, 12, 30, 10, tzinfo=UTC)  # a day later
+    assert counts == {"ALL": 3, "ONCE": 1, "GRACE_1H": 1}  # SKIP and GRACE_10S: none
 
 
 async def test_corrupted_database_file_is_a_clear_error(tmp_path: Path) -> None:
@@ -341,7 +398,7 @@ async def test_pydantic_models_round_trip_through_sqlite(tmp_path: Path) -> None
     bob = User(name="bob", address=Address(city="Rome"), tags=[])
     app = build()
     async with app:
-        await app._registry.routes["welcome"].schedule(alice, [bob]).delay(0.05, job_id="w")
+        await app.tasks["welcome"].schedule(alice, [bob]).delay(0.05, job_id="w")
         await app.shutdown()
     await asyncio.sleep(0.06)
     app2 = build()
@@ -374,7 +431,7 @@ async def test_misfire_all_records_progress_fire_by_fire(tmp_path: Path) -> None
     app = build()
     async with app:
         cron = Cron("* * * * * * *", misfire_policy=MisfirePolicy.ALL, start_date=start)
-        await app._registry.routes["catch_up"].schedule().cron(cron, job_id="c")
+        await app.tasks["catch_up"].schedule().cron(cron, job_id="c")
     await asyncio.sleep((start - datetime.now(UTC)).total_seconds() + 2.2)
     async with build() as app2:
         job = app2.find_job("c")

@@ -205,19 +205,24 @@ async def test_wait_all_waits_for_every_job(app: Jobify) -> None:
         await app.wait_all()  # nothing to wait for: returns at once
 
 
-async def test_wait_all_timeout_returns_with_jobs_pending(app: Jobify) -> None:
+async def test_wait_all_timeout_raises_with_jobs_pending(app: Jobify) -> None:
     @app.task
     async def noop() -> None:
         pass
 
     async with app:
+        await app.wait_all(timeout=0)  # nothing pending: returns at once
         job = await noop.schedule().delay(60)
         t0 = time.perf_counter()
-        await app.wait_all(timeout=0.05)
+        with pytest.raises(TimeoutError, match="1 job"):
+            await app.wait_all(timeout=0.05)
         assert 0.04 <= time.perf_counter() - t0 < 1
         assert job.status is JobStatus.SCHEDULED
-        await app.wait_all(timeout=0)
+        with pytest.raises(TimeoutError):
+            await app.wait_all(timeout=0)
         assert job.status is JobStatus.SCHEDULED
+        await job.cancel()
+        await app.wait_all(timeout=0.05)  # nothing left
 
 
 async def test_state_attribute_and_item_access(app: Jobify) -> None:

@@ -134,7 +134,7 @@ def test_invalid_static_cron_fails_at_decoration(app: Jobify) -> None:
             pass
 
     assert isinstance(info.value, ValueError)
-    assert "bad" not in app._registry.routes  # nothing half-registered
+    assert "bad" not in app.tasks  # nothing half-registered
     with pytest.raises(CronParseError):
         app.task(cron=Cron("* * * *"))(lambda: None)
 
@@ -217,7 +217,11 @@ def test_bad_task_options(app: Jobify) -> None:
     with pytest.raises(TypeError, match="cron"):
         app.task(cron=5)(lambda: None)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="task name"):
-        app.task(name="a:b")(lambda: None)
+        app.task(name="")(lambda: None)
+    with pytest.raises(ValueError, match="lone surrogate"):
+        app.task(name="bad\ud800name")(lambda: None)
+    with pytest.raises(TypeError, match="task name must be a str"):
+        app.task(name=b"bytes")(lambda: None)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="exception types"):
         app.task(exception_handlers={"KeyError": print})(lambda: None)  # type: ignore[dict-item]
-    assert app._registry.routes == {}
+    assert dict(app.tasks) == {}

@@ -1,22 +1,24 @@
-"""Wall-clock guards: a clock jump re-arms timers, an early timer re-arms, idle costs one timer.
+"""Wall-clock guards: steps re-plan timers, early timers re-arm, idle costs one timer.
 
-The app reads wall time from ``app._wall``; a fake clock (real time plus an adjustable
-offset) is injected before startup, so the loop's monotonic clock stays real and only the
-wall clock "jumps".
+The app reads wall time from the clock it is given (``Jobify(clock=...)``): here real time
+plus an adjustable offset, so the loop's monotonic clock stays real and only the wall clock
+"steps". Timers are counted with an event loop that records what it schedules.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from jobify import Cron, Jobify, JobStatus, MisfirePolicy
-from jobify.scheduler import WATCHDOG_INTERVAL
+from jobify._scheduler import PREWAKE, WATCHDOG_INTERVAL
 
 
 class FakeWall:
-    """Epoch seconds = real time + ``offset``; move ``offset`` to jump the wall clock."""
+    """Epoch seconds = real time + ``offset``; move ``offset`` to step the wall clock."""
 
     def __init__(self) -> None:
         self.offset = 0.0
@@ -25,18 +27,38 @@ class FakeWall:
         return time.time() + self.offset
 
 
+class CountingLoop(asyncio.SelectorEventLoop):
+    """An event loop that remembers every timer it was asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timers: list[asyncio.TimerHandle] = []
+
+    def call_at(
+        self, when: float, callback: Callable[..., object], *args: Any, context: Any = None
+    ) -> asyncio.TimerHandle:  # type: ignore[override]
+        handle = super().call_at(when, callback, *args, context=context)
+        self.timers.append(handle)
+        return handle
+
+    def live(self) -> list[asyncio.TimerHandle]:
+        now = self.time()
+        return [h for h in self.timers if not h.cancelled() and h.when() >= now]
+
+
+def run_counted(body: Callable[[CountingLoop], Awaitable[None]]) -> None:
+    with asyncio.Runner(loop_factory=CountingLoop) as runner:
+        loop = runner.get_loop()
+        assert isinstance(loop, CountingLoop)
+        runner.run(body(loop))
+
+
 def with_fake_wall() -> tuple[Jobify, FakeWall]:
-    app = Jobify(storage=False)
     wall = FakeWall()
-    app._wall = wall
-    return app, wall
+    return Jobify(storage=False, clock=wall), wall
 
 
-def live_timers(loop: asyncio.AbstractEventLoop) -> list[asyncio.TimerHandle]:
-    return [h for h in loop._scheduled if not h.cancelled()]  # type: ignore[attr-defined]
-
-
-async def test_forward_jump_runs_an_overdue_timer_at_the_watchdog_check() -> None:
+async def test_forward_step_runs_an_overdue_job_when_any_timer_fires() -> None:
     app, wall = with_fake_wall()
     ran = asyncio.Event()
 
@@ -44,35 +66,41 @@ async def test_forward_jump_runs_an_overdue_timer_at_the_watchdog_check() -> Non
     async def due() -> None:
         ran.set()
 
+    @app.task
+    async def other() -> None:
+        pass
+
     async with app:
-        assert app._scheduler.wall is wall
         job = await due.schedule().delay(30)
-        wall.offset += 40  # the wall clock jumps 40 s ahead (resume, NTP step)
+        wall.offset += 40  # the wall clock steps 40 s ahead (resume, NTP step)
         await asyncio.sleep(0.02)
-        assert job.status is JobStatus.SCHEDULED  # the monotonic timer is still 30 s away
-        app._scheduler._check_clock()
+        assert job.status is JobStatus.SCHEDULED  # its monotonic timer is still 30 s away
+        await other.schedule().delay(0.02)  # the next timer to fire notices the step
         await asyncio.wait_for(ran.wait(), 1)
         await job.wait()
         assert job.status is JobStatus.SUCCESS
 
 
-async def test_small_drift_does_not_rearm() -> None:
+async def test_small_drift_is_not_a_step() -> None:
     app, wall = with_fake_wall()
+    ran: list[str] = []
 
     @app.task
-    async def noop() -> None:
-        pass
+    async def mark(name: str) -> None:
+        ran.append(name)
 
     async with app:
-        job = await noop.schedule().delay(30)
-        timer = job._entry.timer  # type: ignore[union-attr]
-        wall.offset += 0.5  # below the 1 s threshold: not a jump
-        app._scheduler._check_clock()
-        assert job._entry.timer is timer  # type: ignore[union-attr]
-        assert not timer.cancelled()  # type: ignore[union-attr]
+        far = await mark.schedule("far").delay(0.5)
+        wall.offset += 0.5  # below the 1 s threshold: drift, not a step
+        near = await mark.schedule("near").delay(0.02)
+        await near.wait()
+        assert ran == ["near"]  # the far job was not planned again (it is not overdue)
+        assert far.status is JobStatus.SCHEDULED
+        await far.wait()
+        assert ran == ["near", "far"]
 
 
-async def test_timer_firing_early_by_wall_clock_rearms_instead_of_running() -> None:
+async def test_a_timer_firing_early_by_wall_clock_waits_for_its_wall_time() -> None:
     app, wall = with_fake_wall()
     ran: list[float] = []
 
@@ -83,20 +111,58 @@ async def test_timer_firing_early_by_wall_clock_rearms_instead_of_running() -> N
     async with app:
         job = await due.schedule().delay(0.03)
         target = job.exec_at.timestamp()
-        wall.offset -= 10  # the wall clock falls behind the monotonic one
-        await asyncio.sleep(0.08)  # the monotonic timer has fired by now
-        assert ran == []
-        assert job.status is JobStatus.SCHEDULED
-        entry = job._entry
-        assert entry is not None and entry.timer is not None  # re-armed, ~10 s out
-        assert entry.timer.when() - asyncio.get_running_loop().time() > 9
-        wall.offset += 10
-        app._scheduler.rearm_all()
+        wall.offset -= 0.3  # the wall clock falls behind the monotonic one (drift)
+        t0 = time.monotonic()
         await job.wait()
         assert ran[0] >= target  # never ran before its wall-clock time
+        assert time.monotonic() - t0 >= 0.3
 
 
-async def test_a_jump_applies_the_misfire_policy_to_skipped_cron_fires() -> None:
+async def test_backward_step_keeps_an_every_second_cron_firing() -> None:
+    app, wall = with_fake_wall()
+    ticks: list[float] = []
+
+    @app.task
+    async def tick() -> None:
+        ticks.append(wall())
+
+    async with app:
+        job = await tick.schedule().cron("* * * * * * *", job_id="t")
+        await job.wait()
+        wall.offset -= 3600  # an hour back: the cron must not wait an hour
+        t0 = time.monotonic()
+        for _ in range(2):
+            await asyncio.wait_for(job.wait(), 3)
+        assert time.monotonic() - t0 < 3
+        assert ticks[-1] < ticks[0]  # the latest runs happened at the new (earlier) time
+
+
+async def test_backward_step_does_not_repeat_a_fixed_time_fire_that_already_ran() -> None:
+    app, wall = with_fake_wall()
+    runs: list[float] = []
+
+    @app.task
+    async def daily() -> None:
+        runs.append(wall())
+
+    @app.task
+    async def poke() -> None:
+        pass
+
+    async with app:
+        at = datetime.fromtimestamp(int(wall()) + 2, UTC)
+        expression = f"{at.second} {at.minute} {at.hour} * * * *"  # once a day, fixed time
+        job = await daily.schedule().cron(expression, job_id="d")
+        await asyncio.wait_for(job.wait(), 4)
+        assert len(runs) == 1
+        wall.offset -= 1800  # 30 min back: that fire's wall time comes round again
+        await (await poke.schedule().delay(0.02)).wait()  # a timer notices the step
+        # Vixie's rule: a fixed-time fire that ran within the last 3 hours does not repeat.
+        assert job.exec_at == at + timedelta(days=1)
+        assert len(runs) == 1
+
+
+async def test_a_forward_step_applies_the_misfire_policy_to_skipped_cron_fires() -> None:
     app, wall = with_fake_wall()
     all_runs: list[int] = []
     once_runs: list[int] = []
@@ -112,88 +178,93 @@ async def test_a_jump_applies_the_misfire_policy_to_skipped_cron_fires() -> None
         o = await every.schedule(once_runs).cron(policy_once, job_id="once")
         assert a.exec_at == o.exec_at
         first = a.exec_at.timestamp()
-        # Jump so that "now" is 4.5 s past the first fire: fires +0..+4 were skipped.
+        # Step 4.5 s ahead. The jobs' own timers, armed for the first fire, notice the step
+        # when they fire: "now" is then ~4.5 s past the first fire, so fires +0..+4 were
+        # skipped.
         a_ran = asyncio.create_task(a.wait())
         o_ran = asyncio.create_task(o.wait())
-        wall.offset += first + 4.5 - wall()
-        app._scheduler._check_clock()
-        await o_ran
+        assert first - wall() > 0.1
+        wall.offset += 4.5
+        await asyncio.wait_for(o_ran, 3)
         assert len(once_runs) == 1  # ONCE: one run for the five skipped fires
-        await a_ran
+        await asyncio.wait_for(a_ran, 3)
         while app.find_job("all") is not None:
-            await a.wait()
+            await asyncio.wait_for(a.wait(), 3)
         assert len(all_runs) == 5  # ALL: each skipped fire, which is also its max_runs
         assert len(once_runs) == 1
         assert o.exec_at == datetime.fromtimestamp(first + 5, UTC)  # the next future fire
 
 
-async def test_idle_cost_is_one_watchdog_timer(app: Jobify) -> None:
-    loop = asyncio.get_running_loop()
+def test_idle_cost_is_one_watchdog_timer() -> None:
+    async def body(loop: CountingLoop) -> None:
+        app = Jobify(storage=False)
 
-    @app.task
-    async def noop() -> None:
-        pass
+        @app.task
+        async def noop() -> None:
+            pass
 
-    before = len(live_timers(loop))
-    tasks_before = asyncio.all_tasks()
-    async with app:
-        watchdog = app._scheduler._watchdog
-        assert watchdog is not None
-        assert watchdog.when() - loop.time() > WATCHDOG_INTERVAL - 1
-        assert WATCHDOG_INTERVAL >= 60
-        assert len(live_timers(loop)) == before + 1
-        for _ in range(3):
-            await noop.schedule().delay(3600)
-        assert len(live_timers(loop)) == before + 4  # one call_at per job, one watchdog
-        assert asyncio.all_tasks() == tasks_before  # no background task polls
-        app._scheduler._check_clock()  # the watchdog re-arms itself: still exactly one
-        assert app._scheduler._watchdog is not watchdog
-        assert len(live_timers(loop)) == before + 4
-    assert len(live_timers(loop)) == before
+        before = len(loop.live())
+        tasks_before = asyncio.all_tasks()
+        async with app:
+            live = loop.live()
+            assert len(live) == before + 1  # the watchdog
+            assert live[-1].when() - loop.time() > WATCHDOG_INTERVAL - 1
+            assert WATCHDOG_INTERVAL >= 60
+            for _ in range(3):
+                await noop.schedule().delay(3600)
+            assert len(loop.live()) == before + 4  # one call_at per job, one watchdog
+            assert asyncio.all_tasks() == tasks_before  # no background task polls
+        assert len(loop.live()) == before
+
+    run_counted(body)
 
 
-async def test_long_waits_stop_short_and_finish_with_a_short_timer() -> None:
+def test_long_waits_stop_short_and_finish_with_a_short_timer() -> None:
     """A wait longer than 2 x PREWAKE is armed PREWAKE early (kernel timer slack grows with
     the wait), then finished with a short timer; the job still never runs early."""
-    from jobify.scheduler import PREWAKE
 
-    app = Jobify(storage=False)
-    started: list[float] = []
+    async def body(loop: CountingLoop) -> None:
+        app = Jobify(storage=False)
+        started: list[float] = []
 
-    @app.task
-    async def job() -> None:
-        started.append(time.time())
+        @app.task
+        async def job() -> None:
+            started.append(time.time())
 
-    async with app:
-        loop = asyncio.get_running_loop()
-        handle = await job.schedule().delay(0.15)
-        entry = handle._entry
-        assert entry is not None and entry.timer is not None
-        first_when = entry.timer.when()
-        deadline_loop = loop.time() + (entry.exec_ts - time.time())
-        assert abs((deadline_loop - first_when) - PREWAKE) < 0.005
-        await handle.wait()
-    assert started[0] >= entry.exec_ts
-    assert handle.status is JobStatus.SUCCESS
+        async with app:
+            armed_before = len(loop.timers)
+            handle = await job.schedule().delay(0.15)
+            first = loop.timers[armed_before]
+            deadline_loop = loop.time() + (handle.exec_at.timestamp() - time.time())
+            assert abs((deadline_loop - first.when()) - PREWAKE) < 0.005
+            await handle.wait()
+            assert len(loop.timers) == armed_before + 2  # the long wait, then the last stretch
+        assert started[0] >= handle.exec_at.timestamp()
+        assert handle.status is JobStatus.SUCCESS
+
+    run_counted(body)
 
 
-async def test_jobs_due_at_one_instant_share_one_timer_and_cancel_alone() -> None:
-    app = Jobify(storage=False)
-    ran: list[int] = []
+def test_jobs_due_at_one_instant_share_one_timer_and_cancel_alone() -> None:
+    async def body(loop: CountingLoop) -> None:
+        app = Jobify(storage=False)
+        ran: list[int] = []
 
-    @app.task
-    async def job(i: int) -> None:
-        ran.append(i)
+        @app.task
+        async def job(i: int) -> None:
+            ran.append(i)
 
-    async with app:
-        at = datetime.fromtimestamp(time.time() + 0.03, UTC)
-        jobs = [await job.schedule(i).at(at) for i in range(5)]
-        entries = [j._entry for j in jobs]
-        assert all(e is not None for e in entries)
-        assert len({id(e.timer) for e in entries if e is not None}) == 1  # one shared timer
-        await jobs[2].cancel()
-        assert jobs[2].status is JobStatus.CANCELLED
-        for j in (jobs[0], jobs[1], jobs[3], jobs[4]):
-            await j.wait()
-        assert sorted(ran) == [0, 1, 3, 4]
-        assert app._scheduler._landings == {}
+        async with app:
+            before = len(loop.live())
+            at = datetime.fromtimestamp(time.time() + 0.03, UTC)
+            jobs = [await job.schedule(i).at(at) for i in range(5)]
+            assert len(loop.live()) == before + 1  # one shared timer for the five
+            await jobs[2].cancel()
+            assert jobs[2].status is JobStatus.CANCELLED
+            assert len(loop.live()) == before + 1  # the others still wait on it
+            for j in (jobs[0], jobs[1], jobs[3], jobs[4]):
+                await j.wait()
+            assert sorted(ran) == [0, 1, 3, 4]
+            assert len(loop.live()) == before
+
+    run_counted(body)

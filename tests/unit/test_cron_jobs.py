@@ -25,12 +25,15 @@ async def test_static_cron_starts_with_the_app(app: Jobify) -> None:
         first_fire = job.exec_at
         assert first_fire.microsecond == 0
         await job.wait()
-        assert job.result() == "a1"
-        assert job.status is JobStatus.SUCCESS
+        assert job.result() == "a1"  # the latest run's value
+        assert job.status is JobStatus.SCHEDULED  # between runs: it has a next fire
+        assert not job.is_done()
         assert app.find_job("heartbeat") is job  # still scheduled
         assert job.exec_at == first_fire + timedelta(seconds=1)
         await job.wait()
         assert app.find_job("heartbeat") is None  # removed at max_runs
+        assert job.status is JobStatus.SUCCESS  # exhausted: final, with its last outcome
+        assert job.is_done()
     assert len(ticks) == 2
     assert ticks[0] >= first_fire
     assert ticks[1] - ticks[0] > timedelta(milliseconds=500)
@@ -80,7 +83,8 @@ async def test_consecutive_failures_make_the_job_permanently_failed(app: Jobify)
         statuses = []
         for _ in range(3):
             await job.wait()
-            statuses.append(job.status)
+            assert job.status is JobStatus.SCHEDULED  # between runs
+            statuses.append(JobStatus.SUCCESS if job.exception is None else JobStatus.FAILED)
             assert app.find_job("s") is job  # still scheduled
         await job.wait()
         statuses.append(job.status)

@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from jobify import Jobify, JobRouter, JobStatus, RunMode, SmartRetry
-from jobify.context import JobContext
+from jobify import JobContext, Jobify, JobRouter, JobStatus, RunMode, SmartRetry
 from jobify.exceptions import JobFailedError, JobTimeoutError, NoResultError
 
 
@@ -243,9 +242,11 @@ async def test_no_result_error_fails_at_once_without_retry() -> None:
         job = await work.push()
         await job.wait()
     assert (job.status, attempts) == (JobStatus.FAILED, 1)
-    # The job's failure is the task's own error, not the handler's signal.
-    assert isinstance(job.exception, ValueError) and str(job.exception) == "original"
-    with pytest.raises(JobFailedError, match="original"):
+    # The job's failure is the handler's NoResultError, chained to the task's own error.
+    assert isinstance(job.exception, NoResultError) and str(job.exception) == "give up"
+    original = job.exception.__cause__
+    assert isinstance(original, ValueError) and str(original) == "original"
+    with pytest.raises(JobFailedError, match="give up"):
         job.result()
 
 

@@ -65,7 +65,9 @@ SPEC: dict[str, set[str]] = {
 
 # Names we export beyond the spec's table, each documented where it is defined.
 EXTRAS: dict[str, set[str]] = {
+    "jobify": {"RunHistory"},  # Jobify(history=RunHistory(...)): run-history retention
     "jobify.exceptions": {
+        "JobCancelledError",
         "CronParseError",
         "CronExhaustedError",
         "SerializationError",

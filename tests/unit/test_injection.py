@@ -24,7 +24,7 @@ from jobify import (
     ScheduleBuilder,
     State,
 )
-from jobify.context import injections_for
+from jobify._context import injections_for
 from jobify.middleware import BaseMiddleware, CallNext
 from jobify.storage import SQLiteStorage
 
@@ -234,7 +234,7 @@ def test_unknown_injectable_type_is_a_type_error_at_decoration() -> None:
         async def ambiguous(either: Job[Any] | State = INJECT) -> None:
             pass
 
-    assert app._registry.routes == {}
+    assert dict(app.tasks) == {}
 
 
 def test_process_task_asking_for_injection_is_an_error_at_decoration() -> None:

@@ -10,6 +10,7 @@ import pytest
 from jobify import Cron, Jobify, JobStatus
 from jobify.exceptions import (
     BaseJobifyError,
+    JobCancelledError,
     JobFailedError,
     JobNotCompletedError,
     JobTimeoutError,
@@ -121,8 +122,10 @@ async def test_cancel_before_run(app: Jobify) -> None:
         assert job.is_done()
         assert app.find_job(job.id) is None
         await job.wait()  # resolves at once
-        with pytest.raises(JobNotCompletedError):
+        with pytest.raises(JobCancelledError, match="cancelled"):
             job.result()
+        with pytest.raises(JobCancelledError):
+            await job
         await other.wait()
         await asyncio.sleep(0.03)  # past the cancelled job's time: it must not have run
         assert ran == [1]

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from jobify import Cron, GracePolicy, Jobify, MisfirePolicy
+from jobify._triggers import MISFIRE_TOLERANCE, latest_due_fire, runs_for_misfire
 from jobify.crontab import create_crontab
-from jobify._triggers import MISFIRE_TOLERANCE, due_fires, runs_for_misfire
 
 EVERY_MINUTE = create_crontab("* * * * *")
 T0 = datetime(2030, 5, 6, 10, 0, tzinfo=UTC)
@@ -20,22 +20,94 @@ def at(minutes: float) -> datetime:
     return T0 + timedelta(minutes=minutes)
 
 
-def test_due_fires_counts_fires_up_to_now() -> None:
-    assert due_fires(EVERY_MINUTE, at(0), at(5.5)) == (6, at(5), at(6))
-    assert due_fires(EVERY_MINUTE, at(0), at(0)) == (1, at(0), at(1))  # 'now' is inclusive
-    assert due_fires(EVERY_MINUTE, at(3), at(2)) == (0, None, at(3))  # not due yet
+def test_latest_due_fire_of_nothing_one_and_several() -> None:
+    assert latest_due_fire(EVERY_MINUTE, at(3), at(2)) == (0, None)  # not due yet
+    assert latest_due_fire(EVERY_MINUTE, at(0), at(0)) == (1, at(0))  # 'now' is inclusive
+    assert latest_due_fire(EVERY_MINUTE, at(0), at(0.5)) == (1, at(0))
+    assert latest_due_fire(EVERY_MINUTE, at(0), at(5.5)) == (2, at(5))
 
 
-def test_due_fires_stops_counting_at_the_limit() -> None:
-    count, latest, nxt = due_fires(EVERY_MINUTE, at(0), at(100.5), limit=3)
-    assert (count, latest) == (3, at(2))
-    assert nxt == at(101)  # the next future fire is still right
+def test_a_fire_exactly_at_now_after_the_first_is_due() -> None:
+    # The second fire falls exactly on 'now': it is due (and is the latest).
+    assert latest_due_fire(EVERY_MINUTE, at(0), at(1)) == (2, at(1))
+    assert latest_due_fire(EVERY_MINUTE, at(0), at(7)) == (2, at(7))
 
 
-def test_due_fires_follows_the_expression() -> None:
+def test_latest_due_fire_follows_the_expression() -> None:
     hourly = create_crontab("0 * * * *")
-    count, latest, nxt = due_fires(hourly, at(0), at(60 * 5 + 59))
-    assert (count, latest, nxt) == (6, at(300), at(360))
+    assert latest_due_fire(hourly, at(0), at(60 * 5 + 59)) == (2, at(300))
+    sparse = create_crontab("0 9 * * MON")  # weekly
+    start = datetime(2030, 1, 7, 9, tzinfo=UTC)  # a Monday
+    assert latest_due_fire(sparse, start, start + timedelta(days=20)) == (
+        2,
+        start + timedelta(days=14),
+    )
+
+
+@pytest.mark.parametrize(
+    ("expression", "zone"),
+    [
+        ("* * * * * * *", "UTC"),
+        ("*/7 * * * * * *", "Europe/Berlin"),
+        ("30 2 * * *", "Europe/Berlin"),  # a fixed time inside the spring-forward gap
+        ("0 */3 * * *", "America/New_York"),
+        ("15 10 L * *", "Australia/Lord_Howe"),
+    ],
+)
+def test_latest_due_fire_agrees_with_walking_every_fire(expression: str, zone: str) -> None:
+    from zoneinfo import ZoneInfo
+
+    tz = ZoneInfo(zone)
+    parser = create_crontab(expression)
+    first = parser.next_run(now=datetime(2030, 3, 1, tzinfo=tz))
+    spans = [timedelta(seconds=3), timedelta(hours=5), timedelta(days=1, seconds=0.4)]
+    if "*" not in expression.split()[0]:
+        spans.append(timedelta(days=40))  # walked fire by fire below: sparse ones only
+    for span in spans:
+        now = first + span
+        fire, latest, count = first, first, 1
+        while (nxt := parser.next_run(now=fire)) <= now:
+            fire = latest = nxt
+            count += 1
+        expected = (1, first) if count == 1 else (2, latest)
+        assert latest_due_fire(parser, first, now) == expected
+
+
+def test_latest_due_fire_is_cheap_after_a_long_downtime() -> None:
+    calls = 0
+    real = create_crontab("* * * * * * *")
+
+    class Counting:
+        def next_run(self, *, now: datetime) -> datetime:
+            nonlocal calls
+            calls += 1
+            return real.next_run(now=now)
+
+    # Three days of every-second fires (259,200 of them) cost a few dozen calls, not one per fire.
+    count, latest = latest_due_fire(Counting(), at(0), at(3 * 24 * 60) + timedelta(seconds=0.5))
+    assert (count, latest) == (2, at(3 * 24 * 60))
+    assert calls < 100
+
+
+def test_tolerance_boundary_is_on_time() -> None:
+    # Exactly at the tolerance is still on time; just past it is missed.
+    fire = at(5)
+    for policy in (MisfirePolicy.SKIP, MisfirePolicy.GRACE(timedelta(0))):
+        assert runs_for_misfire(policy, 1, fire, fire + MISFIRE_TOLERANCE) == 1
+        assert (
+            runs_for_misfire(policy, 1, fire, fire + MISFIRE_TOLERANCE + timedelta(microseconds=1))
+            == 0
+        )
+
+
+def test_grace_zero_with_several_due_fires_runs_an_on_time_latest_one() -> None:
+    # Several fires due, the latest within the tolerance: GRACE(0) still runs it once.
+    latest = at(5)
+    now = latest + timedelta(milliseconds=300)
+    assert runs_for_misfire(MisfirePolicy.GRACE(timedelta(0)), 2, latest, now) == 1
+    assert (
+        runs_for_misfire(MisfirePolicy.GRACE(timedelta(0)), 2, latest, now + MISFIRE_TOLERANCE) == 0
+    )
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 
-from jobify import Job, Jobify, JobRouter, JobStatus
-from jobify.context import JobContext
+from jobify import Job, JobContext, Jobify, JobRouter, JobStatus
 from jobify.middleware import BaseMiddleware, CallNext, Item, JobifyQueue, QueueMiddleware
 
 GUARD = 5.0  # seconds: a broken queue fails the test instead of hanging it

@@ -222,7 +222,8 @@ async def test_no_result_error_fails_at_once_without_retry(app: Jobify) -> None:
         await job.wait()
         assert job.status is JobStatus.FAILED
     assert attempts == [1]
-    assert isinstance(job.exception, Flaky)  # the original error is what the job reports
+    assert isinstance(job.exception, NoResultError)  # the handler's verdict is the failure
+    assert isinstance(job.exception.__cause__, Flaky)  # chained to the task's own error
 
 
 async def test_timeout_error_handler_catches_a_job_timeout(app: Jobify) -> None:

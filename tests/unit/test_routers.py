@@ -36,9 +36,9 @@ def test_constructor_arguments_are_kept() -> None:
     assert len(JobRouter().state) == 0
 
 
-@pytest.mark.parametrize("prefix", ["", "a:b", 3])
+@pytest.mark.parametrize("prefix", ["", "a:b", 3, "x\udc80"])
 def test_bad_prefix_is_rejected(prefix: Any) -> None:
-    with pytest.raises(ValueError, match="prefix"):
+    with pytest.raises((ValueError, TypeError), match="prefix"):
         JobRouter(prefix=prefix)
 
 
@@ -70,7 +70,7 @@ def test_full_names() -> None:
     assert t_users.name == "analytics.users:track_logins"
     # A router without a prefix adds nothing to the path.
     assert t_deep.name == "analytics.deep:x"
-    assert set(app._registry.routes) == {
+    assert set(app.tasks) == {
         "noop",
         "plain_task",
         "reports:weekly",
@@ -115,8 +115,11 @@ def test_including_a_router_whose_names_clash_fails_and_changes_nothing() -> Non
     with pytest.raises(RouteAlreadyRegisteredError) as info:
         app.include_router(router)
     assert info.value.name == "x"
-    assert set(app._registry.routes) == {"x"}
-    assert router._app is None and app._routers == []
+    assert set(app.tasks) == {"x"}
+    app.include_router(JobRouter())  # the app is still open for routers
+    router.routes.pop()  # drop the clashing task: now the router can be included once
+    app.include_router(router)
+    assert set(app.tasks) == {"x", "fresh"}
 
 
 def test_clash_between_nested_routers_with_the_same_path() -> None:
@@ -200,7 +203,7 @@ async def test_include_or_register_after_startup_is_an_application_state_error()
             app.task(noop)
         with pytest.raises(ApplicationStateError):
             attached.task(noop)
-    assert "late:noop" not in app._registry.routes
+    assert "late:noop" not in app.tasks
 
 
 class CustomRoute(NodeRoute[Any, Any]):

@@ -49,4 +49,3 @@ def compose(middleware: Sequence[Any], inner: Callable[[Any], Awaitable[Any]]) -
     for m in reversed(middleware):
         handler = partial(m, handler)
     return handler
-

@@ -59,7 +59,7 @@ def test_public_names() -> None:
 
 def test_importing_serializers_does_not_import_the_extras() -> None:
     code = (
-        "import sys, jobify.serializers, jobify.typeadapter, jobify.arguments\n"
+        "import sys, jobify.serializers, jobify.typeadapter, jobify._arguments\n"
         "loaded = {'orjson', 'msgpack', 'cbor2', 'pydantic'} & set(sys.modules)\n"
         "assert not loaded, loaded\n"
     )
