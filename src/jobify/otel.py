@@ -46,7 +46,10 @@ Attributes (job-scheduler concepts have no OpenTelemetry semantic convention, so
 A failed attempt has status ERROR and an ``exception`` event. A timed-out attempt is reported
 with a ``JobTimeoutError`` event; an attempt cancelled otherwise (the app shutting down) has
 outcome ``cancelled``. The task's own spans are children of the execution span for tasks that
-run on the event loop (``RunMode.MAIN``).
+run on the event loop (``RunMode.MAIN``); a thread or process does not receive the context.
+
+With no SDK configured (the API's default provider) and no captured context, a run costs two
+checks and no span is made.
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ from jobify.exceptions import JobTimeoutError, MissingDependencyError
 from jobify.middleware import BaseMiddleware, BaseOuterMiddleware, CallNext, CallNextOuter
 
 try:
+    from opentelemetry import context as otel_context
     from opentelemetry import trace
     from opentelemetry.context import Context
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
@@ -92,6 +96,7 @@ _TIMEOUT_SLACK = 0.005
 _MIN_SWEEP = 1024
 _ENDED = frozenset({JobStatus.CANCELLED, JobStatus.PERMANENTLY_FAILED})
 _ROOT = Context()
+_SILENT_PROVIDERS = (trace.NoOpTracerProvider, trace.ProxyTracerProvider)
 
 
 def _qualified_name(cls: type[BaseException]) -> str:
@@ -201,6 +206,12 @@ class OpenTelemetryMiddleware(BaseMiddleware):
     """
 
     def __init__(self, *, tracer_provider: trace.TracerProvider | None = None) -> None:
+        if tracer_provider is not None and not isinstance(tracer_provider, trace.TracerProvider):
+            raise TypeError(
+                "tracer_provider must be an opentelemetry TracerProvider (or None for the "
+                f"global one), got {tracer_provider!r}"
+            )
+        self._provider = tracer_provider
         self._tracer = trace.get_tracer("jobify", __version__, tracer_provider=tracer_provider)
         self._captures = _Captures()
         self.outer_middleware = OpenTelemetryOuterMiddleware(self._captures)
@@ -228,7 +239,17 @@ class OpenTelemetryMiddleware(BaseMiddleware):
             info = self._static[runnable.name] = (f"jobify.run {runnable.name}", attributes)
         return info
 
+    def _silent(self) -> bool:
+        """True when spans would go nowhere: no SDK configured (or a no-op provider given)."""
+        provider = self._provider
+        if provider is None:
+            provider = trace.get_tracer_provider()  # the global one may be set at any time
+        return isinstance(provider, _SILENT_PROVIDERS)
+
     async def __call__(self, call_next: CallNext, context: JobContext) -> Any:
+        if not self._captures and self._silent():
+            # Nothing to record and no parent to pass on: the cost is these two checks.
+            return await call_next(context)
         job = context.job
         request_state = context.request_state
         execution: _Execution | None = request_state.get(self._key)
@@ -237,45 +258,48 @@ class OpenTelemetryMiddleware(BaseMiddleware):
             execution = request_state[self._key] = _Execution(parent, links)
         execution.attempt += 1
         name, static = self._task_info(context)
-        # Only what a sampler may want is computed before we know the span is recorded.
+        attributes = {**static, ATTR_JOB_ID: job.id, ATTR_ATTEMPT: execution.attempt}
+        _add_schedule(attributes, job)
         span = self._tracer.start_span(
             name,
             context=execution.parent,
             kind=trace.SpanKind.CONSUMER,
-            attributes={**static, ATTR_JOB_ID: job.id, ATTR_ATTEMPT: execution.attempt},
+            attributes=attributes,
             links=execution.links,
         )
+        recording = span.is_recording()
         started = time.perf_counter()
-        if span.is_recording():
-            _set_schedule(span, job)
-        with trace.use_span(
-            span, end_on_exit=True, record_exception=False, set_status_on_exception=False
-        ):
-            try:
-                result = await call_next(context)
-            except asyncio.CancelledError:
-                if span.is_recording():
-                    _set_cancelled(span, context, time.perf_counter() - started)
-                raise
-            except BaseException as exc:
-                if span.is_recording():
-                    _set_failed(span, exc, "failure")
-                raise
-            if span.is_recording():
+        # The span is current while the task runs, so the task's own spans are its children.
+        token = otel_context.attach(trace.set_span_in_context(span, execution.parent))
+        try:
+            result = await call_next(context)
+        except asyncio.CancelledError:
+            if recording:
+                _set_cancelled(span, context, time.perf_counter() - started)
+            raise
+        except BaseException as exc:
+            if recording:
+                _set_failed(span, exc, "failure")
+            raise
+        else:
+            if recording:
                 span.set_attribute(ATTR_OUTCOME, "success")
             return result
+        finally:
+            otel_context.detach(token)
+            span.end()
 
 
-def _set_schedule(span: trace.Span, job: Job[Any]) -> None:
+def _add_schedule(attributes: dict[str, Any], job: Job[Any]) -> None:
     cron = job.cron_expression
     if cron is not None:
-        span.set_attribute(ATTR_CRON, cron)
+        attributes[ATTR_CRON] = cron
     try:
         exec_at: datetime = job.exec_at
     except AttributeError:  # a handle made without a schedule (not by the scheduler)
         return
-    span.set_attribute(ATTR_SCHEDULED, exec_at.isoformat())
-    span.set_attribute(ATTR_LATENESS, max(0.0, time.time() - exec_at.timestamp()))
+    attributes[ATTR_SCHEDULED] = exec_at.isoformat()
+    attributes[ATTR_LATENESS] = max(0.0, time.time() - exec_at.timestamp())
 
 
 def _set_failed(span: trace.Span, exc: BaseException, outcome: str) -> None:

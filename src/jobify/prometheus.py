@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -79,6 +80,7 @@ _TIMEOUT_SLACK = 0.005
 # Reading the app's jobs from the scrape thread races with the loop changing them; a read
 # that hits a change is tried again this many times.
 _READ_TRIES = 5
+_NAMESPACE = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 
 QueueDepthSource = Jobify | Callable[[], int]
 
@@ -164,6 +166,16 @@ class PrometheusMiddleware(BaseMiddleware):
         duration_buckets: Sequence[float] = DURATION_BUCKETS,
         lateness_buckets: Sequence[float] = LATENESS_BUCKETS,
     ) -> None:
+        if registry is not None and not isinstance(registry, CollectorRegistry):
+            raise TypeError(
+                "registry must be a prometheus_client.CollectorRegistry (or None for the global "
+                f"one), got {registry!r}"
+            )
+        if not isinstance(namespace, str) or not _NAMESPACE.fullmatch(namespace):
+            raise ValueError(
+                f"namespace must be a metric name prefix (letters, digits, '_', ':', not "
+                f"starting with a digit), got {namespace!r}"
+            )
         self.registry = REGISTRY if registry is None else registry
         if queue_depth is not None and not (
             isinstance(queue_depth, Jobify) or callable(queue_depth)

@@ -455,3 +455,34 @@ def test_importing_sets_no_global_provider() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "ok"
+
+
+def test_a_bad_tracer_provider_is_a_clear_error() -> None:
+    with pytest.raises(TypeError, match="tracer_provider must be an opentelemetry TracerProvider"):
+        OpenTelemetryMiddleware(tracer_provider="console")  # type: ignore[arg-type]
+
+
+def test_public_names() -> None:
+    import jobify.otel
+
+    assert set(jobify.otel.__all__) == {"OpenTelemetryMiddleware", "OpenTelemetryOuterMiddleware"}
+
+
+async def test_contexts_of_jobs_cancelled_before_running_are_not_kept(tracing: Tracing) -> None:
+    app = tracing.app()
+
+    @app.task
+    async def never() -> None:
+        pass
+
+    async with app:
+        with tracing.tracer.start_as_current_span("caller"):
+            for _ in range(1100):
+                job = await never.schedule().delay(60)
+                await job.cancel()
+            kept = await never.schedule().delay(0.01)
+        await kept.wait()
+    # Swept when the store filled up: what stays is bounded by the jobs still waiting.
+    assert len(tracing.middleware._captures) < 100
+    (run,) = tracing.runs()
+    assert run.parent is not None

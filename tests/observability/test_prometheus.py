@@ -300,3 +300,22 @@ def test_missing_prometheus_client_is_a_clear_error() -> None:
         "jobify.prometheus (Prometheus metrics) needs the 'prometheus-client' package; "
         "install it with pip install 'jobify[prometheus]'"
     )
+
+
+def test_a_bad_registry_or_namespace_is_a_clear_error() -> None:
+    with pytest.raises(TypeError, match=r"registry must be a prometheus_client\.CollectorRegistry"):
+        PrometheusMiddleware(registry={})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="namespace must be a metric name prefix"):
+        PrometheusMiddleware(registry=CollectorRegistry(), namespace="my-app")
+
+
+def test_public_names() -> None:
+    import jobify.prometheus
+
+    assert set(jobify.prometheus.__all__) == {
+        "DURATION_BUCKETS",
+        "LATENESS_BUCKETS",
+        "MetricsServer",
+        "PrometheusMiddleware",
+        "start_metrics_server",
+    }
