@@ -97,7 +97,10 @@ async def worker(args: argparse.Namespace) -> None:
                     # A due row that the claim skipped is locked by a concurrent claim: look
                     # again shortly rather than spin.
                     timeout = max(at - time.time(), 0.0 if claimed else 0.02)
-            waits = [asyncio.ensure_future(wake.event.wait()), asyncio.ensure_future(stopping.wait())]
+            waits = [
+                asyncio.ensure_future(wake.event.wait()),
+                asyncio.ensure_future(stopping.wait()),
+            ]
             await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
             for waiting in waits:
                 waiting.cancel()

@@ -18,9 +18,9 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import pgtest
 import pytest
 
+import pgtest
 from jobify.storage.base import JobRecord, SharedListener
 
 WORKER = str(Path(__file__).resolve().parents[1] / "pg_worker.py")
@@ -136,9 +136,7 @@ async def test_three_workers_complete_3000_jobs_exactly_once_with_fair_shares(
         await watcher.shutdown()
 
     started = Counter(job for i in range(3) for (job,) in workers.lines(i, "start"))
-    applied = Counter(
-        job for i in range(3) for job, ok in workers.lines(i, "done") if ok == "True"
-    )
+    applied = Counter(job for i in range(3) for job, ok in workers.lines(i, "done") if ok == "True")
     expected = {f"job-{i}" for i in range(3000)}
     assert set(started) == expected and max(started.values()) == 1  # nothing ran twice
     assert set(applied) == expected and max(applied.values()) == 1

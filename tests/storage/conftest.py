@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-import pgtest
 import pytest
 
+import pgtest
 from jobify.storage import SQLiteStorage, Storage
 from jobify.storage.memory import MemoryStorage
 
