@@ -333,3 +333,42 @@ async def test_run_history_rides_the_group_commit(a: PostgresStorage) -> None:
     assert await a.prune_history(before=5.0, keep=10) == 2
     assert await a.prune_history(before=0.0, keep=1) == 2
     assert await a.query_history(HistoryQuery()) == [runs[-1]]
+
+
+async def last_queries(storage: PostgresStorage) -> dict[int, tuple[object, str]]:
+    """When each connection of ``storage`` last started a statement, and which."""
+    conn = await pgtest.admin()
+    try:
+        rows = await conn.fetch(
+            "SELECT pid, query_start, query FROM pg_stat_activity WHERE application_name = $1",
+            storage.application_name,
+        )
+        return {row["pid"]: (row["query_start"], row["query"]) for row in rows}
+    finally:
+        await conn.close()
+
+
+async def test_between_events_only_the_heartbeat_queries(schema: str) -> None:
+    storage = pgtest.storage(schema, lease=0.3)
+    storage.set_listener(Heard())
+    await storage.startup()
+    try:
+        await storage.save(job("x"))
+        await asyncio.sleep(0.1)
+        idle = await last_queries(storage)
+        assert len(idle) >= 2  # a pooled connection and the LISTEN connection
+        await asyncio.sleep(0.5)  # idle, no claims: nothing may be sent
+        assert await last_queries(storage) == idle
+
+        await storage.claim(["t"], 1)
+        holding = await last_queries(storage)
+        await asyncio.sleep(0.5)  # holding a claim: heartbeats (every 0.1 s), nothing else
+        changed = {
+            pid: query
+            for pid, (started, query) in (await last_queries(storage)).items()
+            if holding.get(pid, (None, ""))[0] != started
+        }
+        assert changed, "no heartbeat was sent"
+        assert all("locked_until = $1" in query for query in changed.values()), changed
+    finally:
+        await storage.shutdown()

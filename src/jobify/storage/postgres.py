@@ -36,8 +36,6 @@ from typing import Any, Literal
 
 from jobify.exceptions import StorageError
 from jobify.storage.base import (
-    HistoryQuery,
-    JobQuery,
     JobRecord,
     ResultRecord,
     RunRecord,
@@ -57,6 +55,7 @@ from jobify.storage.postgres_connection import (
     validate_schema,
 )
 from jobify.storage.postgres_listen import Notifications
+from jobify.storage.postgres_reads import PostgresReads
 from jobify.storage.sql import postgres as sql
 
 __all__ = ["PostgresStorage"]
@@ -71,7 +70,7 @@ async def _keep_session(_conn: object) -> None:
     no reset query (asyncpg's default costs one round trip per use)."""
 
 
-class PostgresStorage(SharedStorage):
+class PostgresStorage(PostgresReads, SharedStorage):
     """Jobs in a PostgreSQL schema shared by many workers, on ``asyncpg`` (extra ``postgres``).
 
     ``dsn`` is a ``postgresql://user:password@host:port/database`` URI. Every table lives in
@@ -194,7 +193,7 @@ class PostgresStorage(SharedStorage):
         except BaseException as exc:
             await self._close_connections()
             self._state = "new"
-            if isinstance(exc, Exception):
+            if isinstance(exc, Exception) and not isinstance(exc, StorageError):
                 raise map_error(exc, self._target, "connecting") from exc
             raise
         self._commit = GroupCommit(loop, self._execute_batch, self._forget, str(self._target))
@@ -344,75 +343,6 @@ class PostgresStorage(SharedStorage):
             idempotent=idempotent,
             deadline=time.monotonic() + (self.retry_timeout if patience is None else patience),
         )
-
-    # -- reads ----------------------------------------------------------------------------
-
-    async def load(self) -> list[JobRecord]:
-        """Every record (workers do not restore from it: they claim)."""
-        self._check()
-        rows = await self._run("fetch", sql.LOAD, {}, "loading jobs", idempotent=True)
-        return [JobRecord(*row) for row in rows]
-
-    async def get(self, job_id: str) -> JobRecord | None:
-        """The committed record with this id, or None."""
-        self._check()
-        row = await self._run(
-            "fetchrow", sql.GET, {"job_id": job_id}, "reading a job", idempotent=True
-        )
-        return None if row is None else JobRecord(*row)
-
-    async def query_jobs(self, query: JobQuery) -> list[JobRecord]:
-        """Records matching ``query``, ordered by ``(exec_at, job_id)``, one page."""
-        self._check()
-        values: dict[str, Any] = {"limit": query.limit, "offset": query.offset}
-        present = []
-        for name in sql.JOB_FILTERS:
-            value = getattr(query, name)
-            if value is not None:
-                present.append(name)
-                values[name] = value
-        template = sql.filtered(sql.LOAD, sql.JOB_FILTERS, present, sql.JOB_PAGE)
-        rows = await self._run("fetch", template, values, "querying jobs", idempotent=True)
-        return [JobRecord(*row) for row in rows]
-
-    async def job_counts(self) -> dict[tuple[str, str], int]:
-        """How many records there are per ``(task_name, status)``."""
-        self._check()
-        rows = await self._run("fetch", sql.JOB_COUNTS, {}, "counting jobs", idempotent=True)
-        return {(task, status): count for task, status, count in rows}
-
-    async def query_history(self, query: HistoryQuery) -> list[RunRecord]:
-        """Run records matching ``query``, newest first, one page."""
-        self._check()
-        values: dict[str, Any] = {"limit": query.limit, "offset": query.offset}
-        present = []
-        for name in sql.HISTORY_FILTERS:
-            value = getattr(query, name)
-            if value is not None and value is not False:
-                present.append(name)
-                if name != "failed_only":
-                    values[name] = value
-        template = sql.filtered(sql.HISTORY, sql.HISTORY_FILTERS, present, sql.HISTORY_PAGE)
-        rows = await self._run("fetch", template, values, "querying history", idempotent=True)
-        return [RunRecord(*row) for row in rows]
-
-    async def load_tasks(self) -> list[TaskRecord]:
-        """The registered tasks saved by the last ``save_tasks``, by name."""
-        self._check()
-        rows = await self._run("fetch", sql.LOAD_TASKS, {}, "loading tasks", idempotent=True)
-        return [TaskRecord(*row) for row in rows]
-
-    async def get_result(self, job_id: str) -> ResultRecord | None:
-        """The result of a job run by any worker within ``results_ttl``, or None."""
-        self._check()
-        row = await self._run(
-            "fetchrow",
-            sql.GET_RESULT,
-            {"job_id": job_id, "oldest": time.time() - self.results_ttl},
-            "reading a result",
-            idempotent=True,
-        )
-        return None if row is None else ResultRecord(*row)
 
     # -- writes (group-committed) ---------------------------------------------------------
 

@@ -207,6 +207,8 @@ async def retrying(
     while True:
         try:
             return await call()
+        except StorageError:
+            raise
         except Exception as exc:
             if not is_retryable(exc, idempotent=idempotent) or time.monotonic() >= deadline:
                 raise map_error(exc, target, doing) from exc
