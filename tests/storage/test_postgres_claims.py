@@ -372,3 +372,25 @@ async def test_between_events_only_the_heartbeat_queries(schema: str) -> None:
         assert all("locked_until = $1" in query for query in changed.values()), changed
     finally:
         await storage.shutdown()
+
+
+@pytest.mark.parametrize("bad", ["nul\x00inside", "lone \udcff surrogate"])
+async def test_unstorable_ids_fail_their_caller_not_the_batch(a: PostgresStorage, bad: str) -> None:
+    fine = a.save(job("fine"))
+    with pytest.raises(ValueError, match="cannot be stored in PostgreSQL"):
+        await a.save(job(bad))
+    with pytest.raises(ValueError, match="cannot be stored in PostgreSQL"):
+        a.save_soon(job("x", task_name=bad))
+    await fine
+    assert [r.job_id for r in await a.load()] == ["fine"]
+
+
+async def test_untrusted_run_text_is_stored_cleaned(a: PostgresStorage) -> None:
+    a.record_run_soon(
+        RunRecord("j", "t", 1.0, 2.0, 3.0, "failed", error_message="bad\x00 \udcff", traceback="x")
+    )
+    await a.flush()
+    [run] = await a.query_history(HistoryQuery())
+    assert run.error_message == "bad\\x00 \\udcff"
+    with pytest.raises(ValueError):
+        await a.save_tasks([TaskRecord("t", "{}", 1.0), TaskRecord("t", "{}", 2.0)])

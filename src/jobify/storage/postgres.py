@@ -32,6 +32,7 @@ import secrets
 import socket
 import time
 from collections.abc import Collection, Sequence
+from dataclasses import replace
 from typing import Any, Literal
 
 from jobify.exceptions import StorageError
@@ -43,7 +44,15 @@ from jobify.storage.base import (
     SharedStorage,
     TaskRecord,
 )
-from jobify.storage.memory import check_record
+from jobify.storage.checks import (
+    check_job_id,
+    check_prune,
+    check_record,
+    check_run,
+    check_tasks,
+    clean_text,
+    is_storable_text,
+)
 from jobify.storage.postgres_batch import Batch, GroupCommit
 from jobify.storage.postgres_connection import (
     Target,
@@ -63,6 +72,32 @@ __all__ = ["PostgresStorage"]
 logger = logging.getLogger("jobify.storage")
 
 _State = Literal["new", "starting", "running", "inspecting", "closing", "closed"]
+
+
+def _check_key(name: str, value: str) -> None:
+    """Refuse text PostgreSQL cannot store in a key column, when the write is issued (in a
+    group commit it would fail every write of the batch)."""
+    if "\x00" in value or not is_storable_text(value):
+        raise ValueError(
+            f"{name} {value!r} cannot be stored in PostgreSQL: it holds a NUL character or a "
+            "lone surrogate"
+        )
+
+
+def _check_job(record: JobRecord) -> None:
+    check_record(record)
+    _check_key("job_id", record.job_id)
+    _check_key("task_name", record.task_name)
+    _check_key("status", record.status)
+
+
+def _pg_str(text: str) -> str:
+    """Free text (error messages, tracebacks) made storable: never a reason to fail."""
+    return clean_text(text).replace("\x00", "\\x00")
+
+
+def _pg_text(text: str | None) -> str | None:
+    return None if text is None else _pg_str(text)
 
 
 async def _keep_session(_conn: object) -> None:
@@ -352,14 +387,14 @@ class PostgresStorage(PostgresReads, SharedStorage):
         A replacement that changes the task, arguments or trigger takes the job from a
         worker that claimed it (its completion is refused); one that changes only
         ``exec_at`` or ``status`` (a move, pause or resume) leaves the claim in place."""
-        check_record(record)
+        _check_job(record)
         self._check()
         await self._commit_().wait(self._commit_().put(record.job_id, record, soon=False))
 
     async def save_many(self, records: Sequence[JobRecord]) -> None:
         """Insert or replace every record in one transaction; return once committed."""
         for record in records:
-            check_record(record)
+            _check_job(record)
         self._check()
         if not records:
             return
@@ -369,26 +404,40 @@ class PostgresStorage(PostgresReads, SharedStorage):
 
     async def delete(self, job_id: str) -> None:
         """Delete the record (no error when absent); return once committed."""
+        check_job_id(job_id)
+        _check_key("job_id", job_id)
         self._check()
         await self._commit_().wait(self._commit_().put(job_id, None, soon=False))
 
     def save_soon(self, record: JobRecord) -> None:
         """Queue an insert-or-replace into the next group commit; a failure is logged."""
-        check_record(record)
+        _check_job(record)
         self._check()
         self._commit_().put(record.job_id, record, soon=True)
 
     def delete_soon(self, job_id: str) -> None:
         """Queue a delete into the next group commit; a failure is logged."""
+        check_job_id(job_id)
+        _check_key("job_id", job_id)
         self._check()
         self._commit_().put(job_id, None, soon=True)
 
     def record_run_soon(self, run: RunRecord) -> None:
         """Queue a run record into the next group commit (workers only)."""
-        if type(run) is not RunRecord:
-            raise TypeError(f"expected a RunRecord, got {type(run).__name__}")
+        check_run(run)
+        _check_key("job_id", run.job_id)
+        _check_key("task_name", run.task_name)
         self._check(owner=True)
-        self._commit_().put_run(run)
+        self._commit_().put_run(
+            replace(
+                run,
+                outcome=_pg_str(run.outcome),
+                error_type=_pg_text(run.error_type),
+                error_message=_pg_text(run.error_message),
+                traceback=_pg_text(run.traceback),
+                worker=_pg_text(run.worker),
+            )
+        )
 
     async def flush(self) -> None:
         """Return once every write queued so far is committed (StorageError if it failed)."""
@@ -466,12 +515,16 @@ class PostgresStorage(PostgresReads, SharedStorage):
         ``record`` and release it) and keep ``result``, guarded by the lease; group
         committed with other writes. False (nothing changed) when the lease was lost or the
         job was deleted meanwhile. A pause set by someone else meanwhile is kept."""
+        check_job_id(job_id)
+        _check_key("job_id", job_id)
         if record is not None:
-            check_record(record)
+            _check_job(record)
             if record.job_id != job_id:
                 raise ValueError(f"record {record.job_id!r} does not match job {job_id!r}")
         if result is not None and type(result) is not ResultRecord:
             raise TypeError(f"expected a ResultRecord or None, got {type(result).__name__}")
+        if result is not None and result.error is not None:
+            result = replace(result, error=_pg_text(result.error))
         self._check(owner=True)
         return await self._commit_().complete(job_id, record, result)
 
@@ -522,9 +575,8 @@ class PostgresStorage(PostgresReads, SharedStorage):
     async def prune_history(self, *, before: float, keep: int) -> int:
         """Delete run records finished before ``before`` and all but the newest ``keep``;
         return how many were deleted."""
+        check_prune(before, keep)
         self._check(owner=True)
-        if keep < 0:
-            raise ValueError(f"keep must be >= 0, got {keep!r}")
         count = await self._run(
             "fetchval",
             sql.PRUNE_HISTORY,
@@ -536,13 +588,13 @@ class PostgresStorage(PostgresReads, SharedStorage):
 
     async def save_tasks(self, tasks: Sequence[TaskRecord]) -> None:
         """Replace the registered-task list with ``tasks``; return once committed."""
+        tasks = check_tasks(tasks)
         for task in tasks:
-            if type(task) is not TaskRecord:
-                raise TypeError(f"expected TaskRecord values, got {type(task).__name__}")
+            _check_key("task name", task.name)
         self._check(owner=True)
         values = {
             "names": [t.name for t in tasks],
-            "options": [t.options for t in tasks],
+            "options": [_pg_str(t.options) for t in tasks],
             "updated": [t.updated_at for t in tasks],
         }
         await self._run("execute", sql.SAVE_TASKS, values, "saving tasks", idempotent=True)

@@ -19,6 +19,7 @@ from jobify.storage.base import (
     RunRecord,
     TaskRecord,
 )
+from jobify.storage.checks import check_history_query, check_job_id, check_job_query
 from jobify.storage.sql import postgres as sql
 
 __all__ = ["PostgresReads"]
@@ -52,7 +53,10 @@ class PostgresReads:
 
     async def get(self, job_id: str) -> JobRecord | None:
         """The committed record with this id, or None."""
+        check_job_id(job_id)
         self._check()
+        if "\x00" in job_id:  # PostgreSQL text cannot hold it, so no stored id does
+            return None
         row = await self._run(
             "fetchrow", sql.GET, {"job_id": job_id}, "reading a job", idempotent=True
         )
@@ -60,6 +64,7 @@ class PostgresReads:
 
     async def query_jobs(self, query: JobQuery) -> list[JobRecord]:
         """Records matching ``query``, ordered by ``(exec_at, job_id)``, one page."""
+        check_job_query(query)
         self._check()
         values: dict[str, Any] = {"limit": query.limit, "offset": query.offset}
         present = []
@@ -80,6 +85,7 @@ class PostgresReads:
 
     async def query_history(self, query: HistoryQuery) -> list[RunRecord]:
         """Run records matching ``query``, newest first, one page."""
+        check_history_query(query)
         self._check()
         values: dict[str, Any] = {"limit": query.limit, "offset": query.offset}
         present = []
@@ -101,7 +107,10 @@ class PostgresReads:
 
     async def get_result(self, job_id: str) -> ResultRecord | None:
         """The result of a job run by any worker within ``results_ttl``, or None."""
+        check_job_id(job_id)
         self._check()
+        if "\x00" in job_id:
+            return None
         row = await self._run(
             "fetchrow",
             sql.GET_RESULT,
