@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+import pgtest
 from jobify.storage import SQLiteStorage, Storage
 from jobify.storage.memory import MemoryStorage
 
@@ -18,7 +19,16 @@ BACKENDS: dict[str, Callable[[Path], Storage]] = {
     "memory": lambda tmp_path: MemoryStorage(),
     "sqlite-file": lambda tmp_path: SQLiteStorage(tmp_path / "jobs.db"),
     "sqlite-memory": lambda tmp_path: SQLiteStorage(":memory:"),
+    # A fresh schema per storage (skipped when no server answers, failed under CI=true).
+    "postgres": lambda tmp_path: pgtest.storage(),
 }
+
+
+@pytest.fixture(autouse=True)
+async def _drop_postgres_schemas() -> AsyncIterator[None]:
+    """Drop the PostgreSQL schemas a test created, after its storages are shut down."""
+    yield
+    await pgtest.drop_created()
 
 
 @pytest.fixture(params=sorted(BACKENDS))

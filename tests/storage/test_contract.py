@@ -8,6 +8,7 @@ import pytest
 
 from jobify.exceptions import StorageError
 from jobify.storage import JobRecord, RecordStatus, Storage
+from jobify.storage.base import SharedStorage
 
 
 def record(
@@ -201,5 +202,5 @@ async def test_concurrent_shutdowns_both_return(storage: Storage) -> None:
     await asyncio.gather(storage.shutdown(), storage.shutdown())
 
 
-async def test_embedded_backends_are_not_shared(storage: Storage) -> None:
-    assert storage.shared is False
+async def test_only_shared_backends_say_shared(storage: Storage) -> None:
+    assert storage.shared is isinstance(storage, SharedStorage)

@@ -7,7 +7,7 @@ import jobify.storage.memory
 
 
 def test_storage_exports() -> None:
-    expected = ["JobRecord", "RecordStatus", "SQLiteStorage", "Storage"]
+    expected = ["JobRecord", "PostgresStorage", "RecordStatus", "SQLiteStorage", "Storage"]
     assert sorted(jobify.storage.__all__) == expected
     for name in jobify.storage.__all__:
         assert getattr(jobify.storage, name).__doc__
