@@ -222,16 +222,15 @@ def build_execute(
     injections = spec.injections
     call_args = spec.call_args
 
-    def via_context(entry: JobEntry) -> Awaitable[Any]:
+    def context_for(entry: JobEntry) -> JobContext:
         args, kwargs = call_args(entry.arguments)
         runnable: Runnable[Any] = Runnable(name, func, args, kwargs, run_mode)
         ctx = JobContext(entry.job, state, runnable, route_options, config, source=entry)
         if injections:
             injected = {param: extract(ctx) for param, extract in injections.items()}
-            runnable.args, runnable.kwargs = call_args(
-                {**spec.as_dict(entry.arguments), **injected}
-            )
-        return chain(ctx)
+            arguments = {**spec.as_dict(entry.arguments), **injected}
+            runnable.args, runnable.kwargs = call_args(arguments)
+        return ctx
 
     def direct(entry: JobEntry) -> Awaitable[Any]:
         arguments = entry.arguments
@@ -242,17 +241,16 @@ def build_execute(
 
     # The fast path, decided by the same layer list: nothing configured around the runner,
     # and the runner is a plain await of the coroutine with nothing injected.
-    invoke = (
-        direct
-        if not layers and not injections and spec.is_async and run_mode is RunMode.MAIN
-        else via_context
-    )
+    fast = not layers and not injections and spec.is_async and run_mode is RunMode.MAIN
 
     async def execute(entry: JobEntry) -> Outcome:
+        # One context per execution: its attempts (retries) share it, request_state included.
+        ctx = None if fast else context_for(entry)
         attempt = 1
         while True:
             try:
-                return JobStatus.SUCCESS, await invoke(entry), None, attempt
+                value = await (direct(entry) if ctx is None else chain(ctx))
+                return JobStatus.SUCCESS, value, None, attempt
             except NoResultError as exc:
                 _log_failure(entry, name, exc, attempt)
                 return JobStatus.FAILED, None, exc, attempt
