@@ -16,6 +16,7 @@ building a context. A feature added as a layer is therefore never skipped by it.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import logging
 import multiprocessing as mp
@@ -101,8 +102,10 @@ def _runner(spec: TaskSpec, pools: Pools) -> Chain:
             async def run_thread_loop(ctx: JobContext) -> Any:
                 r = ctx.runnable
                 loop = asyncio.get_running_loop()
+                # The job's context variables (e.g. its trace span) go with it to the thread.
+                call = contextvars.copy_context().run
                 return await loop.run_in_executor(
-                    pools.thread(), run_coroutine_in_thread, r.func, r.args, r.kwargs
+                    pools.thread(), call, run_coroutine_in_thread, r.func, r.args, r.kwargs
                 )
 
             return run_thread_loop
@@ -110,7 +113,8 @@ def _runner(spec: TaskSpec, pools: Pools) -> Chain:
         async def run_thread(ctx: JobContext) -> Any:
             r = ctx.runnable
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(pools.thread(), partial(r.func, *r.args, **r.kwargs))
+            call = partial(contextvars.copy_context().run, r.func, *r.args, **r.kwargs)
+            return await loop.run_in_executor(pools.thread(), call)
 
         return run_thread
 

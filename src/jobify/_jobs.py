@@ -92,6 +92,7 @@ class Job(Generic[T]):
     """
 
     __slots__ = (
+        "__weakref__",  # observers (e.g. tracing middleware) may hold handles weakly
         "_exception",
         "_exec_at",
         "_final",
