@@ -434,6 +434,7 @@ class Jobify(_Registrar):
         self._closed = True
         if self._submitter is not None:
             self._submitter.open = False
+            await self._submitter.drain()
         if grace and self._scheduler is not None:
             await self._scheduler.drain(grace)
         stack, self._stack = self._stack, None

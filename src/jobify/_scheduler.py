@@ -558,9 +558,10 @@ class Scheduler:
                 )
         if cron.misfire_policy is MisfirePolicy.ALL and runs > 1:
             # Every missed fire, oldest first, progress committed fire by fire.
-            done = await self._catch_up(entry, fire, latest)
+            done = await self._catch_up(entry, fire, latest, last=nxt is None)
         elif runs:
-            done = await self._fire_once(entry, latest.timestamp())
+            # The last fire of the expression (no next one) ends the job once it has run.
+            done = await self._fire_once(entry, latest.timestamp(), last=nxt is None)
         else:
             done = False
         if done or not await self.settled(entry):
@@ -575,7 +576,9 @@ class Scheduler:
             self._replan(entry, self.clock(), self._last_jump)
         await self._advance(entry)
 
-    async def _catch_up(self, entry: JobEntry, first: datetime, latest: datetime) -> bool:
+    async def _catch_up(
+        self, entry: JobEntry, first: datetime, latest: datetime, *, last: bool
+    ) -> bool:
         """``MisfirePolicy.ALL``: run every due fire from ``first`` to ``latest`` in order."""
         parser = entry.parser
         assert parser is not None
@@ -590,7 +593,8 @@ class Scheduler:
                     extra=_extra(entry),
                 )
                 return False
-            if await self._fire_once(entry, fire.timestamp()):
+            final = last and fire == latest
+            if await self._fire_once(entry, fire.timestamp(), last=final):
                 return True
             count += 1
             fire = _next_or_none(parser, fire)
@@ -602,8 +606,9 @@ class Scheduler:
                     return True
         return False
 
-    async def _fire_once(self, entry: JobEntry, scheduled: float) -> bool:
-        """Run one fire and count it; True when the job ended (or is no longer ours)."""
+    async def _fire_once(self, entry: JobEntry, scheduled: float, *, last: bool) -> bool:
+        """Run one fire and count it; True when the job ended (or is no longer ours).
+        ``last``: the expression has no fire after this one."""
         status, value, exc, _ = await self._execute(entry, scheduled)
         entry.last_fire = scheduled
         if not await self.settled(entry):
@@ -622,7 +627,7 @@ class Scheduler:
             )
             await self._end(entry, (JobStatus.PERMANENTLY_FAILED, None, exc), "permanently_failed")
             return True
-        if cron.max_runs != -1 and entry.runs >= cron.max_runs:
+        if last or (cron.max_runs != -1 and entry.runs >= cron.max_runs):
             await self._end(entry, (status, value, exc), "finished")
             return True
         # Between runs the job reads SCHEDULED, already while its counters are committed.

@@ -171,6 +171,13 @@ class Submitter:
         self.open = True
         """False once the app began to shut down: new calls are refused, nothing stored."""
 
+    async def drain(self) -> None:
+        """Wait for every commit already under way (the app is shutting down: the storage
+        must stay open until they land, and each caller gets its job)."""
+        while self._inflight:
+            pending = [asyncio.shield(done) for done in self._inflight.values()]
+            await asyncio.gather(*pending, return_exceptions=True)
+
     def _check_open(self) -> None:
         if not self.open:
             raise ApplicationStateError(
@@ -370,6 +377,11 @@ class Submitter:
                 runs, failures = existing.runs, existing.failures
                 if existing.cron.expression == cron.expression and existing.tz == request.tz:
                     exec_ts = existing.exec_ts
+                    if existing.running():
+                        # That fire is running under the old job: the new one takes over
+                        # from the fire after it, and never runs it again.
+                        fire = datetime.fromtimestamp(exec_ts, request.tz)
+                        exec_ts = request.parser.next_run(now=fire).timestamp()
         assert exec_ts is not None
         if task.spec.options.run_mode is RunMode.PROCESS:
             task.spec.process_ref()

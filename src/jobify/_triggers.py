@@ -14,6 +14,8 @@ from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from jobify.exceptions import CronExhaustedError
+
 __all__ = [
     "MAX_TIMESTAMP",
     "MISFIRE_TOLERANCE",
@@ -153,7 +155,8 @@ def latest_due_fire(
     """
     if armed > now:
         return 0, None
-    if parser.next_run(now=armed) > now:
+    following = _after(parser, armed)
+    if following is None or following > now:
         return 1, armed
     step = _ONE_SECOND
     hi = now  # next_run(hi) > now: no fire after now is due
@@ -166,7 +169,8 @@ def latest_due_fire(
         lo = armed  # next_run(armed) <= now, checked above
     while True:
         candidate = parser.next_run(now=lo)  # a due fire, <= now
-        if parser.next_run(now=candidate) > now:
+        following = _after(parser, candidate)
+        if following is None or following > now:
             return 2, candidate
         mid = lo + (hi - lo) / 2
         if mid <= lo or mid >= hi:  # cannot split further: walk the rest
@@ -178,10 +182,18 @@ def latest_due_fire(
 
 
 def _walk_to_latest(parser: CronParser, fire: datetime, now: datetime) -> datetime:
-    nxt = parser.next_run(now=fire)
-    while nxt <= now:
-        fire, nxt = nxt, parser.next_run(now=nxt)
+    nxt = _after(parser, fire)
+    while nxt is not None and nxt <= now:
+        fire, nxt = nxt, _after(parser, nxt)
     return fire
+
+
+def _after(parser: CronParser, fire: datetime) -> datetime | None:
+    """The fire after ``fire``, or None when the expression has no more."""
+    try:
+        return parser.next_run(now=fire)
+    except CronExhaustedError:
+        return None
 
 
 _ONE_SECOND = timedelta(seconds=1)

@@ -12,7 +12,7 @@ import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from crontab import CronTab
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -116,8 +116,17 @@ def by_crontab(expression: str, now: datetime) -> datetime | None:
     return result.astimezone(UTC)
 
 
+def test_a_never_firing_expression_is_no_fire_for_both() -> None:
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    assert by_croniter("* * 30 2 *", now) is None
+    assert ours("* * 30 2 *", now) is None
+
+
 def by_croniter(expression: str, now: datetime) -> datetime | None:
-    result = croniter(expression, now).get_next(datetime)
+    try:
+        result = croniter(expression, now).get_next(datetime)
+    except CroniterBadDateError:  # an expression that never fires (e.g. "* * 30 2 *")
+        return None
     assert isinstance(result, datetime)
     return None if result.year > 2099 else result.astimezone(UTC)
 
