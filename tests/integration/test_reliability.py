@@ -65,8 +65,10 @@ async def test_replacing_a_running_cron_leaves_only_the_new_job(tmp_path: Path) 
     async with build() as app:
         old = await app.tasks["work"].schedule("old").cron("* * * * * * *", job_id="c")
         await started.wait()  # the old job's run is in progress
-        new = await app.tasks["work"].schedule("new").cron(
-            "*/2 * * * * * *", job_id="c", replace=True
+        new = (
+            await app.tasks["work"]
+            .schedule("new")
+            .cron("*/2 * * * * * *", job_id="c", replace=True)
         )
         assert rows(db)["c"][0] == {"tag": "new"}
         release.set()

@@ -34,7 +34,7 @@ async def main() -> None:
             print("READY", flush=True)
             await asyncio.sleep(30)
     finally:
-        print("SHUTDOWN-DONE", app._closed, flush=True)
+        print("SHUTDOWN-DONE", app.get_active_jobs() == [], flush=True)
 
 try:
     asyncio.run(main())

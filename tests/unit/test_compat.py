@@ -178,9 +178,7 @@ async def test_a_cron_in_a_named_zone_fires_in_that_zone() -> None:
         pass
 
     async with app:
-        job = await morning.schedule().cron(
-            Cron("0 9 * * *", tz="America/New_York"), job_id="m"
-        )
+        job = await morning.schedule().cron(Cron("0 9 * * *", tz="America/New_York"), job_id="m")
         assert job.exec_at.tzinfo == ZoneInfo("America/New_York")
         assert (job.exec_at.hour, job.exec_at.minute) == (9, 0)
 

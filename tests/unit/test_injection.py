@@ -209,8 +209,8 @@ async def test_durable_task_with_injection_on_sqlite(tmp_path: Path) -> None:
 
     async with app2:
         restored = app2.find_job(later.id)
-        assert restored is not None
-        assert app2._scheduler.jobs[later.id].arguments == {"n": 2}
+        assert restored is not None and restored.status is JobStatus.SCHEDULED
+        assert app2.configs.serializer.loadb(record.arguments) == {"n": 2}
 
 
 def test_unknown_injectable_type_is_a_type_error_at_decoration() -> None:

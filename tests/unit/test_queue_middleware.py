@@ -251,10 +251,10 @@ async def test_shutdown_cancels_running_and_queued_jobs_cleanly(
         jobs = [await work.push(str(i)) for i in range(7)]  # 2 running, 2 queued, 3 waiting
         await arrivals.reached(7)
         await gate.running_at_least(2)
-        workers = list(mw._tasks)
+        workers = mw.worker_tasks
         assert len(workers) == 2
     assert all(w.done() for w in workers)
-    assert mw._tasks == []
+    assert mw.worker_tasks == ()
     assert [job.status for job in jobs] == [JobStatus.CANCELLED] * 7
     assert gate.running == 0
     await asyncio.sleep(0)
@@ -276,7 +276,7 @@ async def test_shutdown_drains_an_idle_queue_and_can_be_called_twice() -> None:
     async with app:
         jobs = [await work.push(i) for i in range(5)]
         await wait_all(jobs)
-        workers = list(mw._tasks)
+        workers = mw.worker_tasks
     assert [job.result() for job in jobs] == list(range(5))
     assert workers and all(w.done() for w in workers)
     await mw.shutdown()

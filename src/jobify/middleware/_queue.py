@@ -68,6 +68,12 @@ class QueueMiddleware(BaseMiddleware):
         self._tasks: list[asyncio.Task[None]] = []
         self._counter = itertools.count()
 
+    @property
+    def worker_tasks(self) -> tuple[asyncio.Task[None], ...]:
+        """The worker tasks granting slots right now (none before the first execution and
+        after shutdown)."""
+        return tuple(self._tasks)
+
     def _ensure_workers(self) -> None:
         if not self._tasks:
             loop = asyncio.get_running_loop()

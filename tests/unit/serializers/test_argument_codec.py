@@ -205,9 +205,22 @@ def test_pydantic_without_hints_passes_values_through() -> None:
     assert conv.load("5", inspect.Parameter.empty) == "5"
 
 
-def test_pydantic_adapters_are_cached() -> None:
+def test_pydantic_adapters_are_cached(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pydantic
+
+    built: list[Any] = []
+    real = pydantic.TypeAdapter
+
+    def counting(hint: Any) -> Any:
+        built.append(hint)
+        return real(hint)
+
+    monkeypatch.setattr(pydantic, "TypeAdapter", counting)
     conv = PydanticConverter()
-    assert conv._adapter(list[Address]) is conv._adapter(list[Address])
+    value = [Address(city="Oslo", zip_code="0150")]
+    for _ in range(3):
+        assert conv.load(conv.dump(value, list[Address]), list[Address]) == value
+    assert built == [list[Address]]  # one adapter per hint, built once
 
 
 def test_pydantic_value_not_matching_hint_fails_at_encode() -> None:
