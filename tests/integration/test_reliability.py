@@ -4,6 +4,7 @@ writes, changed declarations (issue 9), on real SQLite files."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import json
 import logging
@@ -18,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from jobify import Cron, Jobify, JobStatus
+from jobify import Cron, Job, Jobify, JobStatus
 from jobify.exceptions import ApplicationStateError, DuplicateJobError, StorageError
 from jobify.storage import SQLiteStorage
 from jobify.storage.base import JobRecord
@@ -375,7 +376,7 @@ async def test_pushes_racing_shutdown_are_stored_exactly_when_accepted(tmp_path:
         later = datetime.now(UTC) + timedelta(hours=1)
         await app.startup()
 
-        async def push(n: int) -> bool:
+        async def push(n: int, later: datetime = later) -> bool:
             await asyncio.sleep(rng.random() * 0.01)
             try:
                 await work.schedule(n).at(later, job_id=f"j{n}")
@@ -405,14 +406,13 @@ async def test_cancels_racing_shutdown_are_durable_when_reported(tmp_path: Path)
         await app.startup()
         jobs = [await work.schedule(n).at(later, job_id=f"j{n}") for n in range(40)]
 
-        async def cancel(i: int) -> None:
+        async def cancel(job: Job[Any]) -> None:
             await asyncio.sleep(rng.random() * 0.01)
-            try:
-                await jobs[i].cancel()
-            except ApplicationStateError:
-                pass  # too late: the job stays stored, and its status does not say CANCELLED
+            # Too late (ApplicationStateError): the job stays stored, and does not say CANCELLED.
+            with contextlib.suppress(ApplicationStateError):
+                await job.cancel()
 
-        cancels = [asyncio.create_task(cancel(i)) for i in range(len(jobs))]
+        cancels = [asyncio.create_task(cancel(job)) for job in jobs]
         await asyncio.sleep(rng.random() * 0.01)
         await app.shutdown()
         await asyncio.gather(*cancels)
