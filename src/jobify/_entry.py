@@ -32,24 +32,41 @@ Outcome = tuple[JobStatus, Any, BaseException | None, int]
 
 
 class Recorder(Protocol):
-    """Keeps one entry's record in step with it (the durable one, or a null one)."""
+    """Keeps one entry's record in step with it (the durable one, or a null one).
+
+    ``owns_between_runs``: whether this process still owns a recurring job after a fire has
+    been recorded (an embedded store: yes; a shared store: no, the claim ends with the
+    completion and any worker may claim the next fire).
+    """
 
     durable: bool
+    owns_between_runs: bool
 
     async def save(self, entry: JobEntry) -> None:
         """Insert or replace the entry's record (status from the entry); once committed."""
+        ...
+
+    async def progress(self, entry: JobEntry) -> None:
+        """Record that some of a series of missed fires ran (``MisfirePolicy.ALL``)."""
         ...
 
     async def delete(self, entry: JobEntry) -> None:
         """Delete the entry's record; return once committed."""
         ...
 
-    def delete_soon(self, entry: JobEntry) -> None:
-        """Delete the entry's record with the next group commit (a finished one-shot job)."""
+    def done(self, entry: JobEntry, outcome: Outcome) -> Outcome:
+        """A one-shot job ran: let its record go (with the next group commit). Returns the
+        outcome to finish with (a value a remote waiter cannot receive makes it FAILED)."""
         ...
 
-    async def finish(self, entry: JobEntry, status: str) -> None:
-        """Keep the record of a job that ended for good, with a final status."""
+    async def advance(self, entry: JobEntry, outcome: Outcome | None) -> bool:
+        """A cron fire ran (``outcome``; None: its due fires were skipped): commit the
+        counters and the next fire. False when this process turns out not to own the job
+        any more."""
+        ...
+
+    async def finish(self, entry: JobEntry, status: str, outcome: Outcome | None) -> None:
+        """Keep (or drop) the record of a cron job that ended for good, with ``status``."""
         ...
 
 
@@ -104,6 +121,7 @@ class JobEntry:
         "handover",
         "job",
         "last_fire",
+        "last_outcome",
         "missed",
         "owned",
         "parked",
@@ -162,6 +180,8 @@ class JobEntry:
         after a pause, after a clock step): no lateness tolerance applies to them."""
         self.declared = False
         """A cron declared on the task (``@app.task(cron=...)``), not made by a call."""
+        self.last_outcome: Outcome | None = None
+        """The outcome of the latest fire of a cron job (None before one in this process)."""
         self.last_fire: float | None = None
         """Epoch seconds of the last fire that ran (for the wall-clock step rule)."""
         # The arguments as the caller gave them, when outer middleware changed them (None

@@ -22,7 +22,7 @@ from typing import Any
 
 from jobify._arguments import ArgumentCodec, argument_hints
 from jobify._builder import Bound
-from jobify._entry import JobEntry, Task
+from jobify._entry import JobEntry, Outcome, Task
 from jobify._jobs import Job, JobStatus, attach, finish
 from jobify._triggerdoc import decode_trigger, encode_trigger
 from jobify._triggers import Cron
@@ -44,17 +44,24 @@ class _NullRecorder:
     """The recorder of a job that is not durable: nothing to write."""
 
     durable = False
+    owns_between_runs = True
 
     async def save(self, entry: JobEntry) -> None:
+        return None
+
+    async def progress(self, entry: JobEntry) -> None:
         return None
 
     async def delete(self, entry: JobEntry) -> None:
         return None
 
-    def delete_soon(self, entry: JobEntry) -> None:
-        return None
+    def done(self, entry: JobEntry, outcome: Outcome) -> Outcome:
+        return outcome
 
-    async def finish(self, entry: JobEntry, status: str) -> None:
+    async def advance(self, entry: JobEntry, outcome: Outcome | None) -> bool:
+        return True
+
+    async def finish(self, entry: JobEntry, status: str, outcome: Outcome | None) -> None:
         return None
 
 
@@ -80,9 +87,10 @@ class Restored:
 
 
 class StoreRecorder:
-    """Write-through of durable jobs to a ``Storage``, and decoding for restore."""
+    """Write-through of durable jobs to an embedded ``Storage``, and decoding for restore."""
 
     durable = True
+    owns_between_runs = True
 
     def __init__(self, storage: Storage, codec: ArgumentCodec) -> None:
         self.storage = storage
@@ -123,13 +131,21 @@ class StoreRecorder:
     async def save_record(self, record: JobRecord) -> None:
         await self.storage.save(record)
 
+    async def progress(self, entry: JobEntry) -> None:
+        await self.storage.save(self.record(entry))
+
     async def delete(self, entry: JobEntry) -> None:
         await self.storage.delete(entry.job.id)
 
-    def delete_soon(self, entry: JobEntry) -> None:
+    def done(self, entry: JobEntry, outcome: Outcome) -> Outcome:
         self.storage.delete_soon(entry.job.id)
+        return outcome
 
-    async def finish(self, entry: JobEntry, status: str) -> None:
+    async def advance(self, entry: JobEntry, outcome: Outcome | None) -> bool:
+        await self.storage.save(self.record(entry))
+        return True
+
+    async def finish(self, entry: JobEntry, status: str, outcome: Outcome | None) -> None:
         """A cron job ended: a permanently failed one is kept for inspection; an exhausted
         one is deleted, unless it was declared on its task (kept as ``finished``, so that the
         unchanged declaration stays finished across restarts)."""

@@ -23,7 +23,7 @@ import collections
 import contextlib
 import contextvars
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -516,13 +516,13 @@ class Scheduler:
         return outcome
 
     async def _run_once(self, entry: JobEntry) -> None:
-        status, value, exc, _ = await self._execute(entry, entry.exec_ts)
+        outcome = await self._execute(entry, entry.exec_ts)
         if entry.handover is not None:
             await self.settled(entry)
         if entry.owned:
             self._release(entry)
-            entry.recorder.delete_soon(entry)
-        finish(entry.job, status, value, exc)
+            outcome = entry.recorder.done(entry, outcome)
+        finish(entry.job, outcome[0], outcome[1], outcome[2])
 
     async def _run_cron(self, entry: JobEntry) -> None:
         cron, parser, tz = entry.cron, entry.parser, entry.tz
@@ -602,14 +602,16 @@ class Scheduler:
                 # Record progress fire by fire: a crash half-way repeats only the run in
                 # progress, not the finished ones.
                 entry.exec_ts = fire.timestamp()
-                if not await self._commit(entry):
+                if not await self._commit(entry, entry.recorder.progress):
                     return True
         return False
 
     async def _fire_once(self, entry: JobEntry, scheduled: float, *, last: bool) -> bool:
         """Run one fire and count it; True when the job ended (or is no longer ours).
         ``last``: the expression has no fire after this one."""
-        status, value, exc, _ = await self._execute(entry, scheduled)
+        outcome = await self._execute(entry, scheduled)
+        entry.last_outcome = outcome
+        status, value, exc, _ = outcome
         entry.last_fire = scheduled
         if not await self.settled(entry):
             finish(entry.job, status, value, exc)  # replaced meanwhile: this job is over
@@ -638,9 +640,17 @@ class Scheduler:
     async def _advance(self, entry: JobEntry) -> None:
         """Counters are committed after each run, before the next fire is armed."""
         entry.job.status = JobStatus.PAUSED if entry.paused else JobStatus.SCHEDULED
-        if not await self._commit(entry):
+        outcome, entry.last_outcome = entry.last_outcome, None  # None: skipped, no run
+        recorder = entry.recorder
+        committed = await self._commit(entry, lambda e: recorder.advance(e, outcome))
+        if not committed:
             return
         entry.run = None
+        if not recorder.owns_between_runs:
+            # A shared store: the completion ended this worker's claim; any worker may
+            # claim the next fire.
+            self._release(entry)
+            return
         self.arm(entry)
 
     async def _end(
@@ -653,7 +663,7 @@ class Scheduler:
         or (None) with the outcome of its last run."""
         self._release(entry)
         try:
-            await entry.recorder.finish(entry, record_status)
+            await entry.recorder.finish(entry, record_status, entry.last_outcome)
         except StorageError as error:
             log.error(
                 "cron job %r ended (%s) but its record could not be updated: %s; it is "
@@ -668,15 +678,18 @@ class Scheduler:
         else:
             finish(entry.job, *outcome)
 
-    async def _commit(self, entry: JobEntry) -> bool:
-        """Save the entry's record; True if it is still owned afterwards.
+    async def _commit(
+        self, entry: JobEntry, write: Callable[[JobEntry], Awaitable[bool | None]]
+    ) -> bool:
+        """Write the entry's state with ``write``; True if it is still owned afterwards.
 
-        A failed save (disk full, a database gone for a while) does not end the job: it is
-        logged at ERROR, the job keeps firing, and the save is retried with back-off until it
-        succeeds (the latest state then lands), the job ends, or the app stops.
+        A failed write (disk full, a database gone for a while) does not end the job: it is
+        logged at ERROR, the job keeps firing, and its state is saved again with back-off
+        until that succeeds (the latest state then lands), the job ends, or the app stops.
         """
         try:
-            await entry.recorder.save(entry)
+            if await write(entry) is False:
+                self._release(entry)  # a shared store says another worker has it now
         except StorageError as exc:
             log.error(
                 "job %r: saving its state failed (%s); it keeps running and the save is "
@@ -685,7 +698,11 @@ class Scheduler:
                 exc,
                 extra=_extra(entry),
             )
-            if entry not in self._saving:
+            if not entry.recorder.owns_between_runs:
+                # A shared store: the outcome is unknown; the claim's lease will expire and
+                # another worker takes the job over (the documented at-least-once case).
+                self._release(entry)
+            elif entry not in self._saving:
                 self._saving[entry] = self.loop.create_task(self._save_later(entry))
         return await self.settled(entry)
 
