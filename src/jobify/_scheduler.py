@@ -87,6 +87,8 @@ class Scheduler:
         """The most runs at once (None: no limit); due jobs beyond it wait their turn."""
         self._active = 0
         self._queued: collections.deque[JobEntry] = collections.deque()
+        self.on_release: Callable[[], None] | None = None
+        """Called whenever a job stops being owned (a shared worker then has room to claim)."""
         self.clock = clock
         self.run_log = run_log
         self.jobs: dict[str, JobEntry] = {}
@@ -191,6 +193,25 @@ class Scheduler:
             del self.jobs[job_id]
             if not self.jobs and self._idle is not None:
                 self._idle.set()
+            if self.on_release is not None:
+                self.on_release()
+
+    def drop(self, entry: JobEntry) -> None:
+        """Let go of a job that was taken away before it started (a shared store's claim
+        withdrawn: the job was cancelled, paused or replaced elsewhere)."""
+        if entry.running() or not entry.owned:
+            return
+        self._stop_not_begun(entry)
+        self._release(entry)
+        finish(entry.job, JobStatus.CANCELLED)
+
+    def move(self, entry: JobEntry, exec_ts: float) -> None:
+        """Re-arm a waiting job for another time (moved elsewhere)."""
+        if entry.running() or not entry.owned:
+            return
+        self._disarm(entry)
+        entry.exec_ts = exec_ts
+        self.arm(entry)
 
     async def wait_idle(self, timeout: float | None) -> bool:
         """Wait until no job is owned; False if ``timeout`` passed first."""

@@ -20,6 +20,7 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from dataclasses import replace as replace_
 from datetime import datetime, timedelta, tzinfo
 from random import getrandbits
 from typing import Any, Generic, TypeVar
@@ -27,15 +28,18 @@ from typing import Any, Generic, TypeVar
 from jobify._builder import Bound, ScheduleBuilder
 from jobify._config import JobifyConfiguration
 from jobify._context import OuterContext, RequestState, Runnable
-from jobify._entry import JobEntry, Task
+from jobify._entry import JobEntry, Recorder, Task
 from jobify._jobs import Job, JobStatus, finish, park
 from jobify._records import NULL_RECORDER, StoreRecorder
 from jobify._runmodes import RunMode, check_process_args
 from jobify._scheduler import Scheduler
+from jobify._shared import SharedWorker
+from jobify._triggerdoc import decode_trigger
 from jobify._task import check_text
 from jobify._triggers import Cron, CronParser, check_instant, localize
 from jobify.exceptions import ApplicationStateError, DuplicateJobError
 from jobify.middleware._base import compose
+from jobify.storage.base import JobRecord
 
 __all__ = ["Request", "Submitter", "TaskPort", "id_factory"]
 
@@ -61,6 +65,8 @@ class Request:
     """The caller's arguments when outer middleware changed them."""
     declared: bool = False
     """A cron declared on the task (``@app.task(cron=...)``)."""
+    chosen_id: bool = True
+    """The caller chose the job id (a generated one cannot be in use anywhere)."""
 
 
 def id_factory(generator: Callable[[], Any]) -> Callable[[], str]:
@@ -159,8 +165,11 @@ class Submitter:
         new_id: Callable[[], str],
         config: JobifyConfiguration,
         recorder: StoreRecorder | None,
+        shared: SharedWorker | None = None,
     ) -> None:
         self.scheduler = scheduler
+        self.shared = shared
+        """Set with a shared store: durable jobs go to the store, for any worker to run."""
         self.clock = clock
         self.tz = tz
         self._parser_for = parser_for
@@ -204,6 +213,7 @@ class Submitter:
     ) -> Job[Any]:
         """Validate a call, answer an identical re-schedule, run outer middleware, commit."""
         self._check_open()
+        chosen_id = job_id is not None
         job_id = self._job_id(job_id)
         parser: CronParser | None = None
         tz = self.tz
@@ -222,7 +232,19 @@ class Submitter:
             replace = True  # forced: the same job scheduled again, replacing itself
         if not replace and (existing is not None or job_id in self._inflight):
             raise DuplicateJobError(job_id)
-        request = Request(task, arguments, exec_ts, cron, parser, tz, job_id, replace, force)
+        request = Request(
+            task, arguments, exec_ts, cron, parser, tz, job_id, replace, force, chosen_id=chosen_id
+        )
+        shared = self.shared
+        if shared is not None and task.durable and chosen_id:
+            # The id may be in use by any worker: ask the store (identical is a no-op too).
+            current = await shared.storage.get(job_id)
+            if current is not None:
+                if not force and self._identical_record(request, current):
+                    return shared.handle_for(current, task, None)
+                if not replace:
+                    raise DuplicateJobError(job_id)
+                request = replace_(request, replace=True)
         if task.outer is None:
             return await self.commit(request)
         return await self._through_outer(request, task.outer)
@@ -294,6 +316,8 @@ class Submitter:
                 raise DuplicateJobError(job_id)
             await asyncio.shield(pending)  # the last of several replacing callers wins
             self._check_open()
+        if self.shared is not None and request.task.durable:
+            return await self._commit_shared(self.shared, request, job)
         scheduler = self.scheduler
         existing = scheduler.jobs.get(job_id)
         if existing is not None and not request.replace:
@@ -346,6 +370,66 @@ class Submitter:
             return
         self._own(entry)
 
+    async def _commit_shared(
+        self, shared: SharedWorker, request: Request, job: Job[Any] | None
+    ) -> Job[Any]:
+        """Write the job into the shared store (its insert notifies every worker) and return
+        a handle that follows it wherever it runs."""
+        job_id = request.job_id
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._inflight[job_id] = done
+        try:
+            kept: tuple[int, int, float | None] = (0, 0, None)
+            cron = request.cron
+            if cron is not None and request.replace and not request.declared:
+                # A replaced cron keeps its counters, and its next fire when the schedule is
+                # the same (as in one process).
+                current = await shared.storage.get(job_id)
+                if current is not None:
+                    doc = decode_trigger(current.trigger)
+                    if doc.cron is not None and doc.cron.start_date == cron.start_date:
+                        same = doc.cron.expression == cron.expression and doc.tz == request.tz
+                        kept = (doc.runs, doc.failures, current.exec_at if same else None)
+            handle = job if job is not None else Job(job_id)
+            entry = self._entry(request, None, handle, shared.recorder)
+            entry.runs, entry.failures = kept[0], kept[1]
+            if kept[2] is not None:
+                entry.exec_ts = kept[2]
+            record = shared.records.record(entry)  # a SerializationError: nothing changed
+            await shared.storage.save(record)
+        finally:
+            del self._inflight[job_id]
+            done.set_result(None)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "job %r of task %r written to the shared store",
+                job_id,
+                request.task.name,
+                extra={"job_id": job_id, "task_name": request.task.name},
+            )
+        return shared.handle_for(record, request.task, handle)
+
+    def _identical_record(self, request: Request, current: JobRecord) -> bool:
+        """Whether the stored record is exactly the job ``request`` asks for."""
+        shared = self.shared
+        assert shared is not None
+        if current.task_name != request.task.name or current.status != "scheduled":
+            return False
+        try:
+            doc = decode_trigger(current.trigger)
+            stored = shared.records.decode(current, {request.task.name: request.task})
+        except Exception:
+            return False
+        if doc.cron != request.cron or (
+            request.cron is None and current.exec_at != request.exec_ts
+        ):
+            return False
+        spec = request.task.spec
+        try:
+            return bool(spec.as_dict(stored.arguments) == spec.as_dict(request.arguments))
+        except Exception:
+            return False
+
     def _own(self, entry: JobEntry) -> None:
         self.scheduler.add(entry)
         self.scheduler.arm(entry)
@@ -358,7 +442,13 @@ class Submitter:
                 extra={"job_id": entry.job.id, "task_name": entry.task.name},
             )
 
-    def _entry(self, request: Request, existing: JobEntry | None, job: Job[Any]) -> JobEntry:
+    def _entry(
+        self,
+        request: Request,
+        existing: JobEntry | None,
+        job: Job[Any],
+        recorder: Recorder | None = None,
+    ) -> JobEntry:
         task = request.task
         cron = request.cron
         runs = failures = 0
@@ -386,7 +476,10 @@ class Submitter:
         if task.spec.options.run_mode is RunMode.PROCESS:
             task.spec.process_ref()
             check_process_args(task.name, (), task.spec.as_dict(request.arguments))
-        recorder = self._recorder if task.durable and self._recorder is not None else NULL_RECORDER
+        if recorder is None:
+            recorder = (
+                self._recorder if task.durable and self._recorder is not None else NULL_RECORDER
+            )
         entry = JobEntry(
             task,
             job,
