@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from importlib.util import find_spec
 
 __all__ = ["main"]
 
@@ -22,7 +21,13 @@ EXIT_FAILURE = 1
 
 
 def _missing() -> list[str]:
-    return [name for name in EXTRA_PACKAGES if find_spec(name) is None]
+    missing = []
+    for name in EXTRA_PACKAGES:
+        try:
+            __import__(name)
+        except ImportError:
+            missing.append(name)
+    return missing
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -310,7 +310,7 @@ _action(
 )
 _action(
     "resume",
-    "Resume a paused job (a cron applies its misfire policy to the fires it missed).",
+    "Resume a paused job: a cron applies its misfire policy to the fires it missed.",
     Inspector.resume,
 )
 _action(

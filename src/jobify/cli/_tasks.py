@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import click
 from rich.text import Text
@@ -31,8 +32,14 @@ def check_app(ref: str) -> Any:
     return app
 
 
-def _next_fire(cron: Any, app_tz: tzinfo) -> datetime | None:
+def _zone(cron: Any, app_tz: tzinfo) -> tzinfo:
     zone = cron.tz or app_tz
+    # A Cron may carry its zone as a name (Cron(tz="Asia/Tokyo")).
+    return ZoneInfo(zone) if isinstance(zone, str) else zone
+
+
+def _next_fire(cron: Any, app_tz: tzinfo) -> datetime | None:
+    zone = _zone(cron, app_tz)
     try:
         return create_crontab(cron.expression).next_run(now=datetime.now(UTC).astimezone(zone))
     except (CronParseError, CronExhaustedError):
@@ -45,7 +52,7 @@ def _cron_json(cron: Any, app_tz: tzinfo) -> dict[str, Any] | None:
     policy = cron.misfire_policy
     return {
         "expression": cron.expression,
-        "tz": str(getattr(cron.tz or app_tz, "key", cron.tz or app_tz)),
+        "tz": str(getattr(_zone(cron, app_tz), "key", _zone(cron, app_tz))),
         "max_runs": cron.max_runs,
         "max_failures": cron.max_failures,
         "misfire_policy": getattr(policy, "value", None) or repr(policy),

@@ -65,7 +65,7 @@ async def _serve(app: Any, grace: float) -> None:
             "worker started (pid %d): %d task(s), storage %r, concurrency %s",
             os.getpid(),
             len(app.tasks),
-            app.configs.storage,
+            app.configs.storage or "none (nothing persisted)",
             getattr(app, "concurrency", None) or "unbounded",
         )
         await stop.wait()
