@@ -125,6 +125,8 @@ def test_unreachable_directory(store: Store, tmp_path: Path) -> None:
     ],
 )
 def test_usage_errors(args: list[str], store: Store) -> None:
-    line = one_line_error(jobify(*args, "--storage", store.url) if args[0] == "jobs" else jobify(*args), 2)
+    line = one_line_error(
+        jobify(*args, "--storage", store.url) if args[0] == "jobs" else jobify(*args), 2
+    )
     assert "usage error" in line
     assert "--help" in line

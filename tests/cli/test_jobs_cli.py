@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 
 from jobify.storage import SQLiteStorage
 from jobify.storage.base import RecordStatus
@@ -296,4 +296,3 @@ def test_help_everywhere() -> None:
     assert "naive = UTC" in jobify("jobs", "list", "--help").stdout
     assert "naive = UTC" in jobify("jobs", "history", "--help").stdout
     assert "naive = UTC" in jobify("cron", "--help").stdout
-

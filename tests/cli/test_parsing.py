@@ -37,7 +37,9 @@ def test_sqlite_urls(url: str, path: str, options: dict[str, str]) -> None:
 
 
 def test_postgresql_urls_keep_driver_options_and_hide_the_password() -> None:
-    location = parse_storage_url("postgresql+asyncpg://u:s3cret@db:5433/app?schema=jobs&sslmode=require")
+    location = parse_storage_url(
+        "postgresql+asyncpg://u:s3cret@db:5433/app?schema=jobs&sslmode=require"
+    )
     assert location.kind == "postgresql"
     assert location.location == "postgresql://u:s3cret@db:5433/app?sslmode=require"
     assert dict(location.options) == {"schema": "jobs"}
@@ -96,7 +98,7 @@ def test_when(text: str, expected: datetime) -> None:
 
 @pytest.mark.parametrize("text", ["yesterday", "1y", "-h", "2025-02-30", "", "99999999999d"])
 def test_bad_when(text: str) -> None:
-    with pytest.raises(ValueError, match="not a time|too far"):
+    with pytest.raises(ValueError, match=r"not a time|too far"):
         parse_when(text, NOW)
 
 

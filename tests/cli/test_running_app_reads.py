@@ -54,4 +54,3 @@ def test_reads_while_the_app_runs_and_writes(running: RunningApp) -> None:
     # Inspection never made the app wait on the file for long (its writes are group commits
     # of a few ms; a lock held by a reader would show as a stall of seconds).
     assert report["longest_gap"] < 2.0, report
-

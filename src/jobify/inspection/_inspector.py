@@ -14,6 +14,7 @@ file while its app runs neither blocks nor disturbs that app.
 from __future__ import annotations
 
 import os
+import stat
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -355,15 +356,24 @@ def _opener(location: StoreLocation) -> Callable[[], Storage]:
 
     def open_storage() -> Storage:
         if location.kind == "sqlite":
-            path = location.location
-            if os.path.isdir(path):
-                raise StorageError(f"{location.display} is a directory, not a jobify store file")
-            if not os.path.exists(path):
-                raise StorageError(
-                    f"{location.display} does not exist (looked in {os.getcwd()!r} for a "
-                    "relative path): give the path of the app's store file (an app's default "
-                    "is jobify.db in its working directory)"
-                )
+            _check_file(location.location, location.display)
         return location.create()
 
     return open_storage
+
+
+def _check_file(path: str, display: str) -> None:
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise StorageError(
+            f"{display} does not exist (a relative path is looked up in {os.getcwd()!r}): give "
+            "the path of the app's store file (an app's default is jobify.db in its working "
+            "directory)"
+        ) from None
+    except OSError as exc:  # e.g. a directory on the way that this user may not enter
+        raise StorageError(f"{display} cannot be reached: {exc.strerror}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise StorageError(f"{display} is a directory, not a jobify store file")
+    if not os.access(path, os.R_OK):
+        raise StorageError(f"{display} is not readable by this user (permission denied)")
