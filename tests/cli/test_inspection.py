@@ -149,7 +149,7 @@ async def test_next_fires_are_bounded_by_max_runs_and_status(store: Store) -> No
         cron_record("failed-for-good", Cron("0 9 * * *"), nine, status="permanently_failed"),
         cron_record(
             "paused-old", Cron("0 9 * * *"), datetime(2020, 1, 1, 9, tzinfo=UTC), status="paused"
-        ),  # fmt: skip
+        ),
     )
     async with Inspector.from_url(store.url) as inspector:
         assert len((await inspector.get_job("almost-done", fires=10)).next_fires) == 2
