@@ -210,7 +210,7 @@ class SQLiteStorage(Storage, CommandChannel):
         :class:`~jobify.exceptions.SchemaVersionError` when its schema is newer than this
         code. Nothing is created or migrated.
         """
-        if self._memory:
+        if self._memory and self._state in ("new", "closed"):
             raise StorageError(
                 "a ':memory:' SQLite database lives inside its owner's connection: it cannot "
                 "be inspected (use a file)"
@@ -394,7 +394,8 @@ class SQLiteStorage(Storage, CommandChannel):
         if self._mode == "inspector":
             return await self._thread_().call(partial(self._send_sync, payload))  # type: ignore[no-any-return]
         command_id: int = await self._owner("send_command()").write(COMMAND, payload)
-        self._loop_().call_soon(self._wake)
+        if self._on_command is not None:
+            self._loop_().call_soon(self._wake)
         return command_id
 
     async def command_result(self, command_id: int) -> str | None:

@@ -222,7 +222,9 @@ def runs_where(job: bool, task: bool, failed_only: bool, since: bool) -> str:
     if job:
         terms.append("job_id = ?")
     if task:
-        terms.append("task_name = ?")
+        # With a job id, "+" keeps SQLite from walking a task's runs to find one job's: the
+        # job index is the selective one (it has no statistics to tell).
+        terms.append("+task_name = ?" if job else "task_name = ?")
     if failed_only:  # spelled as the partial index's condition, so that it can be used
         terms.append("outcome NOT IN ('success', 'cancelled')")
     if since:
