@@ -28,6 +28,7 @@ store is edited directly, and its workers are notified.
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
@@ -125,6 +126,10 @@ class JobQuery:
 
     Every field is optional; ``due_before``/``due_after`` bound ``exec_at`` (inclusive,
     epoch seconds). ``limit``/``offset`` page through the result.
+
+    Checked when built: ``TypeError`` for a field of the wrong type, ``ValueError`` for a
+    ``status`` outside :attr:`RecordStatus.ALL`, a NaN bound, or a negative ``limit`` or
+    ``offset`` (so every backend refuses the same queries).
     """
 
     task_name: str | None = None
@@ -134,10 +139,26 @@ class JobQuery:
     limit: int = 100
     offset: int = 0
 
+    def __post_init__(self) -> None:
+        _check_optional_text("task_name", self.task_name)
+        _check_optional_text("status", self.status)
+        if self.status is not None and self.status not in RecordStatus.ALL:
+            raise ValueError(
+                f"status must be one of {', '.join(RecordStatus.ALL)} (or None), "
+                f"got {self.status!r}"
+            )
+        _check_optional_time("due_before", self.due_before)
+        _check_optional_time("due_after", self.due_after)
+        _check_page(self.limit, self.offset)
+
 
 @dataclass(slots=True, frozen=True)
 class HistoryQuery:
-    """A filter over run records; results are ordered newest first (``finished_at``)."""
+    """A filter over run records; results are ordered newest first: by ``finished_at``,
+    then by the order the runs were recorded (the later first).
+
+    Checked when built, like :class:`JobQuery` (``TypeError``/``ValueError``).
+    """
 
     job_id: str | None = None
     task_name: str | None = None
@@ -147,6 +168,36 @@ class HistoryQuery:
     """Only runs finished at or after this epoch second."""
     limit: int = 100
     offset: int = 0
+
+    def __post_init__(self) -> None:
+        _check_optional_text("job_id", self.job_id)
+        _check_optional_text("task_name", self.task_name)
+        if type(self.failed_only) is not bool:
+            raise TypeError(f"failed_only must be a bool, got {self.failed_only!r}")
+        _check_optional_time("since", self.since)
+        _check_page(self.limit, self.offset)
+
+
+def _check_optional_text(name: str, value: object) -> None:
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{name} must be a str or None, got {type(value).__name__}")
+
+
+def _check_optional_time(name: str, value: object) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be epoch seconds (a float) or None, got {value!r}")
+    if math.isnan(value):
+        raise ValueError(f"{name} must be a number of epoch seconds, got NaN")
+
+
+def _check_page(limit: object, offset: object) -> None:
+    for name, value in (("limit", limit), ("offset", offset)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{name} must be an int, got {value!r}")
+        if value < 0:
+            raise ValueError(f"{name} must be >= 0, got {value}")
 
 
 class CommandAction:
@@ -224,10 +275,13 @@ class Storage(abc.ABC):
 
         Allowed afterwards: every read and, for a :class:`CommandChannel`, the inspector's
         calls (:meth:`~CommandChannel.owner_running`, :meth:`~CommandChannel.send_command`,
-        :meth:`~CommandChannel.command_result`). Owner-only calls raise
+        :meth:`~CommandChannel.command_result`). Owner-only calls (every write, ``flush``,
+        ``take_commands``, ``finish_command``, ``watch_commands``) raise
         :class:`~jobify.exceptions.StorageError`. Never creates or migrates a schema: a store
         without jobify's schema raises :class:`~jobify.exceptions.StorageError` ("not a
-        jobify store"), a newer one :class:`~jobify.exceptions.SchemaVersionError`.
+        jobify store"), a newer one :class:`~jobify.exceptions.SchemaVersionError`. An older
+        schema is read as far as it goes (what it lacks reads as empty; commands to it raise
+        :class:`~jobify.exceptions.StorageError`).
         """
 
     @abc.abstractmethod
@@ -293,11 +347,20 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     async def prune_history(self, *, before: float, keep: int) -> int:
         """Delete run records finished before ``before`` and all but the newest ``keep``;
-        return how many were deleted."""
+        return how many were deleted.
+
+        A run survives only if both rules keep it: finished at or after ``before``, and among
+        the ``keep`` newest (in :class:`HistoryQuery` order). ``before=-math.inf`` prunes by
+        count alone; ``keep=0`` with it empties the history. Applied in order with the
+        writes queued before it (a run queued earlier is pruned like any other). Raises
+        ``TypeError``/``ValueError`` for a NaN or non-number ``before`` or a negative
+        ``keep``."""
 
     @abc.abstractmethod
     async def save_tasks(self, tasks: Sequence[TaskRecord]) -> None:
-        """Replace the registered-task list with ``tasks``; return once committed."""
+        """Replace the registered-task list with ``tasks``; return once committed.
+
+        ``ValueError`` when two tasks share a name; ``TypeError`` for an ill-typed one."""
 
     @abc.abstractmethod
     async def flush(self) -> None:
@@ -324,20 +387,27 @@ class CommandChannel(abc.ABC):
     @abc.abstractmethod
     async def send_command(self, job_id: str, action: str) -> int:
         """Queue a :class:`CommandAction` for the owning app and wake it; return the
-        command's id. Raises ``ValueError`` for an unknown action."""
+        command's id (ids only grow, never reused). Raises ``ValueError`` for an unknown
+        action. Whether the job exists is for the owner to answer. Also allowed on the
+        owner itself (its watcher is called). Sent while no owner runs, the command waits
+        for the next owner's :meth:`watch_commands`."""
 
     @abc.abstractmethod
     async def command_result(self, command_id: int) -> str | None:
         """The owner's answer to a command (``"ok"`` or a one-line reason it was not
-        applied), or None while it is still pending."""
+        applied), or None while it is still pending. Raises ``ValueError`` for an id no
+        command has (answers may be discarded after some days)."""
 
     @abc.abstractmethod
     async def take_commands(self) -> list[Command]:
-        """Owner side: the commands not yet answered, oldest first."""
+        """Owner side: the commands not yet answered, oldest first. Taking does not mark
+        them: each stays pending (and is taken again) until :meth:`finish_command`."""
 
     @abc.abstractmethod
     async def finish_command(self, command_id: int, result: str) -> None:
-        """Owner side: record the answer to a command; return once committed."""
+        """Owner side: record the answer to a command; return once committed. Raises
+        ``ValueError`` when no pending command has this id (unknown or already answered)
+        or ``result`` is empty."""
 
     @abc.abstractmethod
     def watch_commands(self, callback: Callable[[], None] | None) -> None:

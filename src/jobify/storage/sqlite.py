@@ -1,74 +1,102 @@
 """The embedded default storage: one SQLite file owned by one running app.
 
 Threading: the stdlib ``sqlite3`` driver blocks, so one dedicated thread per storage owns the
-connection and runs every statement; the event loop only queues work for it and is woken by
+connections and runs every statement; the event loop only queues work for it and is woken by
 one ``call_soon_threadsafe`` callback per unit of work.
 
-Group commit: writes (``save``, ``save_many``, ``delete``, ``*_soon``) land in a pending batch
-on the event-loop side. While one batch is being committed in the thread, new writes keep
-accumulating; when it finishes, everything pending goes into the next transaction. Within a
-batch the writes are coalesced per job id keeping the last one, which leaves the table exactly
-as applying them one by one in order would. Every awaiting caller is resumed after its batch's
-COMMIT, so N concurrent durable writes cost one transaction, not N.
+Writes are group-committed (see :mod:`jobify.storage.sqlite_commit`): many concurrent
+writes share one transaction, and a write that fails on its own values fails only its
+caller. Reads are in :mod:`jobify.storage.sqlite_reads`; opening and error mapping in
+:mod:`jobify.storage.sqlite_connection`; ownership in :mod:`jobify.storage.filelock`;
+waking the owner for an inspector's command in :mod:`jobify.storage.commandwatch`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
-import logging
+import math
 import os
 import re
 import sqlite3
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from functools import partial
-from itertools import starmap
-from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any, Literal
 
 from jobify.exceptions import StorageError
-from jobify.storage.base import JobRecord, Storage
-from jobify.storage.filelock import OwnerLock
-from jobify.storage.memory import check_record
+from jobify.storage.base import (
+    Command,
+    CommandChannel,
+    HistoryQuery,
+    JobQuery,
+    JobRecord,
+    RunRecord,
+    Storage,
+    TaskRecord,
+)
+from jobify.storage.checks import (
+    check_action,
+    check_command_id,
+    check_command_result,
+    check_history_query,
+    check_job_id,
+    check_job_query,
+    check_prune,
+    check_record,
+    check_run,
+    check_tasks,
+)
+from jobify.storage.commandwatch import CommandWatcher, touch
+from jobify.storage.filelock import (
+    FileKey,
+    OwnerLock,
+    OwnerProbe,
+    connection_closed,
+    connection_opened,
+)
 from jobify.storage.sql import sqlite as sql
-from jobify.storage.sqlite_connection import map_error, open_connection, retrying, transaction
+from jobify.storage.sqlite_commit import (
+    COMMAND,
+    DELETE,
+    FINISH,
+    PRUNE,
+    RUN,
+    SAVE,
+    SAVE_MANY,
+    TASKS,
+    BatchWriter,
+    GroupCommit,
+    Unit,
+)
+from jobify.storage.sqlite_connection import (
+    map_error,
+    open_command_writer,
+    open_connection,
+    open_reader,
+    retrying,
+    transaction,
+)
+from jobify.storage.sqlite_reads import Reader
 from jobify.storage.workerthread import WorkerThread
 
 __all__ = ["SQLiteStorage"]
 
-logger = logging.getLogger("jobify.storage")
-
-
 _MEMORY = ":memory:"
-SMALL_BATCH = 4
-"""Batches up to this many writes are latency-bound (see :mod:`jobify.storage.affinity`)."""
-SOON_DELAY = 0.005
-"""Seconds a batch holding only ``*_soon`` writes waits for an awaited write to join it."""
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_ROW_TYPES = (str, str, float, bytes, bytes, str)
-_as_row = attrgetter("job_id", "task_name", "exec_at", "arguments", "trigger", "status")
+WAKE_SUFFIX = ".wake"
+"""The sidecar file an inspector touches to wake the owner (next to the database)."""
 
 
-class _Batch:
-    """Writes that will share one transaction, and the futures waiting for its COMMIT."""
-
-    __slots__ = ("ops", "soon", "waiters")
-
-    def __init__(self) -> None:
-        # job id -> record to upsert, or None to delete. Last write per id wins.
-        self.ops: dict[str, JobRecord | None] = {}
-        self.waiters: list[asyncio.Future[None]] = []
-        self.soon = 0  # how many *_soon writes nobody awaits (logged if the batch fails)
-
-
-class SQLiteStorage(Storage):
+class SQLiteStorage(Storage, CommandChannel):
     """Durable jobs in one SQLite file (or ``":memory:"``), owned by one running app.
 
     ``database`` is a path (created if absent) or ``":memory:"`` (one connection, lives as long
-    as the storage is started; nothing survives). ``table_name`` is the jobs table (a plain
-    identifier). ``timeout`` bounds, in seconds, how long a write waits for another program
-    that holds a write transaction on the file ("database is locked") before failing with a
+    as the storage is started; nothing survives, and it cannot be inspected). ``table_name``
+    is the jobs table (a plain identifier); the store's other tables are named after it
+    (``<table>_runs``, ``<table>_tasks``, ``<table>_commands``). ``timeout`` bounds, in
+    seconds, how long a write waits for another program that holds a write transaction on
+    the file ("database is locked") before failing with a
     :class:`~jobify.exceptions.StorageError`.
 
     Durability: the file is in WAL mode. With ``synchronous="normal"`` (the default) a
@@ -77,13 +105,24 @@ class SQLiteStorage(Storage):
     ``synchronous="full"`` syncs the WAL to disk on every (group) commit, so committed writes
     also survive power loss, at the price of one fsync per batch.
 
-    Ownership: ``startup()`` takes an exclusive lock on ``<database>.lock``; a second process
-    opening the same file while the first runs gets a
-    :class:`~jobify.exceptions.StorageLockedError` naming the holder's pid. Several workers on
-    one job store need ``PostgresStorage``.
+    Ownership: ``startup()`` takes an exclusive lock on the database file itself (so a
+    symlink or a hard link cannot give it a second owner); a second process opening the
+    same file while the first runs gets a :class:`~jobify.exceptions.StorageLockedError`
+    naming the holder's pid (kept in ``<database>.lock``). If the file is deleted or
+    replaced while the app runs, every later write fails with a
+    :class:`~jobify.exceptions.StorageError` (and an ERROR log) instead of vanishing.
+    Several workers on one job store need ``PostgresStorage``.
+
+    Inspection: ``open_inspection()`` reads the file through a read-only connection
+    without taking the lock, while the owner runs or not. Its only write is
+    ``send_command`` (one short transaction on the commands table), after which it touches
+    ``<database>.wake``, which the owner watches (``watch_commands``).
     """
 
     shared = False
+
+    _use_inotify = True
+    """False makes ``watch_commands`` poll the sidecar once a second (tests of the fallback)."""
 
     def __init__(
         self,
@@ -93,7 +132,14 @@ class SQLiteStorage(Storage):
         timeout: float = 20.0,
         synchronous: Literal["normal", "full"] = "normal",
     ) -> None:
-        if not _IDENTIFIER.fullmatch(table_name) or table_name.lower().startswith("sqlite_"):
+        if not isinstance(database, str | os.PathLike) or isinstance(database, bytes):
+            raise TypeError(f"database must be a str or a Path, got {database!r}")
+        if not isinstance(table_name, str) or not _IDENTIFIER.fullmatch(table_name):
+            raise ValueError(
+                f"table_name must be a plain SQL identifier (letters, digits and _, not "
+                f"starting with a digit or 'sqlite_'), got {table_name!r}"
+            )
+        if table_name.lower().startswith("sqlite_"):
             raise ValueError(
                 f"table_name must be a plain SQL identifier (letters, digits and _, not "
                 f"starting with a digit or 'sqlite_'), got {table_name!r}"
@@ -102,9 +148,14 @@ class SQLiteStorage(Storage):
             raise ValueError(f"table_name {table_name!r} is reserved for jobify's schema table")
         if synchronous not in ("normal", "full"):
             raise ValueError(f"synchronous must be 'normal' or 'full', got {synchronous!r}")
-        if timeout < 0:
-            raise ValueError(f"timeout must be >= 0 seconds, got {timeout!r}")
-        self.database = os.fspath(database)
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+            raise TypeError(f"timeout must be a number of seconds, got {timeout!r}")
+        if not math.isfinite(timeout) or timeout < 0:
+            raise ValueError(f"timeout must be a finite number of seconds >= 0, got {timeout!r}")
+        database = os.fspath(database)
+        if not isinstance(database, str):
+            raise TypeError(f"database must be a str or a Path, got {database!r}")
+        self.database = database
         """The database path as given, or ``":memory:"``."""
         self.table_name = table_name
         self.timeout = float(timeout)
@@ -112,15 +163,22 @@ class SQLiteStorage(Storage):
         self._memory = self.database == _MEMORY
         self._queries = sql.SQLiteQueries.for_table(table_name)
         self._state: Literal["new", "starting", "running", "closing", "closed"] = "new"
+        self._mode: Literal["owner", "inspector"] = "owner"
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._conn: sqlite3.Connection | None = None  # touched only by the worker thread
-        self._lock: OwnerLock | None = None
         self._thread: WorkerThread | None = None
-        self._pending = _Batch()
-        self._inflight: _Batch | None = None
-        self._dispatch_scheduled = False
+        self._commit: GroupCommit | None = None  # the owner's group commit
         self._closed: asyncio.Future[None] | None = None
-        self._commits = 0
+        self._watcher: CommandWatcher | None = None
+        self._on_command: Callable[[], None] | None = None
+        # Touched only by the worker thread:
+        self._path = self.database  # resolved at open
+        self._key: FileKey | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._command_conn: sqlite3.Connection | None = None
+        self._lock: OwnerLock | None = None
+        self._probe: OwnerProbe | None = None
+        self._writer: BatchWriter | None = None
+        self._reader: Reader | None = None
 
     def __repr__(self) -> str:
         return f"SQLiteStorage({self.database!r}, table_name={self.table_name!r})"
@@ -128,7 +186,7 @@ class SQLiteStorage(Storage):
     @property
     def commit_count(self) -> int:
         """How many write transactions were committed so far (for tests and monitoring)."""
-        return self._commits
+        return 0 if self._writer is None else self._writer.commits
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -141,6 +199,25 @@ class SQLiteStorage(Storage):
         schema is newer than this code, and :class:`~jobify.exceptions.StorageError` when the
         file is read-only, corrupt, not a database or stays locked longer than ``timeout``.
         """
+        await self._open("owner", self._open_owner_sync)
+        self._commit = GroupCommit(self._loop_(), self._thread_(), self._commit_sync, self.database)
+
+    async def open_inspection(self) -> None:
+        """Open the file for reading without taking the owner lock (an app may run on it).
+
+        Raises :class:`~jobify.exceptions.StorageError` when the file does not exist or is not
+        a jobify store (not SQLite, or no jobify schema for ``table_name``), and
+        :class:`~jobify.exceptions.SchemaVersionError` when its schema is newer than this
+        code. Nothing is created or migrated.
+        """
+        if self._memory and self._state in ("new", "closed"):
+            raise StorageError(
+                "a ':memory:' SQLite database lives inside its owner's connection: it cannot "
+                "be inspected (use a file)"
+            )
+        await self._open("inspector", self._open_inspector_sync)
+
+    async def _open(self, mode: Literal["owner", "inspector"], work: Callable[[], None]) -> None:
         if self._state not in ("new", "closed"):
             raise StorageError(f"{self!r} is already started")
         self._state = "starting"
@@ -149,7 +226,7 @@ class SQLiteStorage(Storage):
             f"jobify-sqlite:{Path(self.database).name}", self._loop, self._map_error
         )
         try:
-            await thread.call(self._open_sync)
+            await thread.call(work)
         except BaseException:
             # Also reached on cancellation while the open is still running in the thread:
             # queue the close behind it and let the thread end on its own, without blocking
@@ -159,8 +236,7 @@ class SQLiteStorage(Storage):
             self._state = "new"
             raise
         self._thread = thread
-        self._pending = _Batch()
-        self._inflight = None
+        self._mode = mode
         self._closed = None
         self._state = "running"
 
@@ -178,11 +254,13 @@ class SQLiteStorage(Storage):
             return
         self._state = "closing"
         self._closed = self._loop_().create_future()
+        self._stop_watching()
         failure: StorageError | None = None
+        commit = self._commit
         try:
-            while self._pending.ops or self._inflight is not None:
+            while commit is not None and commit.busy:
                 try:
-                    await self._drain()
+                    await commit.drain()
                 except StorageError as exc:  # keep committing what is left; report the first
                     failure = failure or exc
         finally:
@@ -191,12 +269,11 @@ class SQLiteStorage(Storage):
             finally:
                 self._thread_().stop()
                 self._thread = None
+                self._commit = None
                 self._state = "closed"
                 # Only if shutdown itself was cancelled can writes be left uncommitted.
-                abandoned, self._pending = self._pending, _Batch()
-                for waiter in abandoned.waiters:
-                    if not waiter.done():
-                        waiter.set_exception(StorageError(f"{self!r} shut down before commit"))
+                if commit is not None:
+                    commit.abandon()
                 self._closed.set_result(None)
         if failure is not None:
             raise failure
@@ -206,61 +283,184 @@ class SQLiteStorage(Storage):
     async def load(self) -> list[JobRecord]:
         """Every committed record. Rows with wrongly typed columns are skipped with a
         warning naming their job id, and left in the table."""
-        self._check_running()
-        return await self._thread_().call(self._load_sync)  # type: ignore[no-any-return]
+        return await self._read(lambda reader: reader.load())  # type: ignore[no-any-return]
 
     async def get(self, job_id: str) -> JobRecord | None:
         """The committed record with this id, or None (also, with a warning, when its row
         is undecodable)."""
-        self._check_running()
-        return await self._thread_().call(partial(self._get_sync, job_id))  # type: ignore[no-any-return]
+        check_job_id(job_id)
+        return await self._read(lambda reader: reader.get(job_id))  # type: ignore[no-any-return]
+
+    async def query_jobs(self, query: JobQuery) -> list[JobRecord]:
+        """One page of committed records, ordered by ``(exec_at, job_id)`` (a page may be
+        short of ``limit`` by the rows skipped as undecodable)."""
+        check_job_query(query)
+        return await self._read(lambda reader: reader.query_jobs(query))  # type: ignore[no-any-return]
+
+    async def job_counts(self) -> dict[tuple[str, str], int]:
+        """How many records there are per ``(task_name, status)``."""
+        return await self._read(lambda reader: reader.job_counts())  # type: ignore[no-any-return]
+
+    async def query_history(self, query: HistoryQuery) -> list[RunRecord]:
+        """One page of committed runs, newest first."""
+        check_history_query(query)
+        return await self._read(lambda reader: reader.query_history(query))  # type: ignore[no-any-return]
+
+    async def load_tasks(self) -> list[TaskRecord]:
+        """The tasks the owning app registered when it last started, by name."""
+        return await self._read(lambda reader: reader.load_tasks())  # type: ignore[no-any-return]
+
+    async def _read(self, work: Callable[[Reader], Any]) -> Any:
+        if self._state != "running":
+            raise self._refusal()
+        return await self._thread_().call(lambda: work(self._reader_()))
 
     # -- writes ---------------------------------------------------------------------------
 
     async def save(self, record: JobRecord) -> None:
         """Insert or replace the record; return once its group commit is committed."""
         check_record(record)
-        batch = self._enqueue()
-        batch.ops[record.job_id] = record
-        await self._commit_of(batch)
+        await self._owner("save()").write(SAVE, record)
 
     async def save_many(self, records: Sequence[JobRecord]) -> None:
         """Insert or replace every record in one transaction; return once committed."""
         for record in records:
             check_record(record)
-        if not records:
-            self._check_running()
-            return
-        batch = self._enqueue()
-        for record in records:
-            batch.ops[record.job_id] = record
-        await self._commit_of(batch)
+        commit = self._owner("save_many()")
+        if records:
+            await commit.write(SAVE_MANY, tuple(records))
 
     async def delete(self, job_id: str) -> None:
         """Delete the record (no error when absent); return once committed."""
-        batch = self._enqueue()
-        batch.ops[job_id] = None
-        await self._commit_of(batch)
+        check_job_id(job_id)
+        await self._owner("delete()").write(DELETE, job_id)
 
     def save_soon(self, record: JobRecord) -> None:
         """Queue an insert-or-replace into the next group commit; a failure is logged."""
         check_record(record)
-        batch = self._enqueue(soon=True)
-        batch.ops[record.job_id] = record
-        batch.soon += 1
+        self._owner("save_soon()").write_soon(SAVE, record)
 
     def delete_soon(self, job_id: str) -> None:
         """Queue a delete into the next group commit; a failure is logged."""
-        batch = self._enqueue(soon=True)
-        batch.ops[job_id] = None
-        batch.soon += 1
+        check_job_id(job_id)
+        self._owner("delete_soon()").write_soon(DELETE, job_id)
+
+    def record_run_soon(self, run: RunRecord) -> None:
+        """Queue a run record into the next group commit (in the same transaction as the
+        job writes of that batch); a failure is logged. Text UTF-8 cannot hold is escaped."""
+        check_run(run)
+        self._owner("record_run_soon()").write_soon(RUN, run)
+
+    async def prune_history(self, *, before: float, keep: int) -> int:
+        """Delete runs finished before ``before`` and all but the newest ``keep``, in the
+        group commit after the writes queued before it; return how many were deleted."""
+        check_prune(before, keep)
+        return await self._owner("prune_history()").write(PRUNE, (float(before), keep))  # type: ignore[no-any-return]
+
+    async def save_tasks(self, tasks: Sequence[TaskRecord]) -> None:
+        """Replace the registered-task list (rides the group commit); return once committed."""
+        checked = check_tasks(tasks)
+        await self._owner("save_tasks()").write(TASKS, checked)
 
     async def flush(self) -> None:
-        """Return once every write queued so far is committed (StorageError if it failed)."""
-        self._check_running()
-        await self._drain()
+        """Return once every write queued so far is committed (StorageError if its whole
+        batch failed; a queued write that failed alone is logged)."""
+        await self._owner("flush()").drain()
 
-    # -- event-loop side of the group commit ----------------------------------------------
+    # -- commands ---------------------------------------------------------------------------
+
+    async def owner_running(self) -> bool:
+        """Whether an app owns the file right now: True on the owner itself; for an
+        inspector, whether the owner lock is held by a live process (asked without taking
+        it)."""
+        if self._state != "running":
+            raise self._refusal()
+        if self._mode == "owner":
+            return True
+        assert self._probe is not None
+        return self._probe.owner_running()
+
+    async def send_command(self, job_id: str, action: str) -> int:
+        """Queue a command for the owning app and wake it; return its id.
+
+        From an inspector: one short write transaction on the commands table (waiting up to
+        ``timeout`` for the owner's commits), then a touch of ``<database>.wake``. On the
+        owner itself it rides the group commit and calls the watcher directly.
+        """
+        check_action(job_id, action)
+        if self._state != "running":
+            raise self._refusal()
+        payload = (str(job_id), action, time.time())
+        if self._mode == "inspector":
+            return await self._thread_().call(partial(self._send_sync, payload))  # type: ignore[no-any-return]
+        command_id: int = await self._owner("send_command()").write(COMMAND, payload)
+        if self._on_command is not None:
+            self._loop_().call_soon(self._wake)
+        return command_id
+
+    async def command_result(self, command_id: int) -> str | None:
+        """The owner's answer, or None while pending; ValueError for an unknown id."""
+        check_command_id(command_id)
+        return await self._read(lambda reader: reader.command_result(command_id))  # type: ignore[no-any-return]
+
+    async def take_commands(self) -> list[Command]:
+        """Owner side: the commands not yet answered, oldest first."""
+        self._owner("take_commands()")
+        return await self._read(lambda reader: reader.pending_commands())  # type: ignore[no-any-return]
+
+    async def finish_command(self, command_id: int, result: str) -> None:
+        """Owner side: record the answer (rides the group commit); return once committed.
+        Answers are kept for 7 days."""
+        check_command_result(command_id, result)
+        await self._owner("finish_command()").write(FINISH, (command_id, result, time.time()))
+
+    def watch_commands(self, callback: Callable[[], None] | None) -> None:
+        """Owner side: call ``callback`` on the loop when an inspector sends a command (and
+        once right away if some are pending); None stops watching. Uses inotify on Linux
+        (woken within milliseconds, no cost while idle; the app's own commits never wake
+        it), else checks ``<database>.wake`` once a second. Stopped by ``shutdown()``."""
+        self._owner("watch_commands()")
+        if callback is None:
+            self._stop_watching()
+            return
+        self._on_command = callback
+        if self._watcher is None and not self._memory:
+            watcher = CommandWatcher(
+                self._path + WAKE_SUFFIX, self._loop_(), self._wake, use_inotify=self._use_inotify
+            )
+            try:
+                watcher.start()
+            except OSError as exc:
+                raise StorageError(
+                    f"cannot watch for commands to {self.database!r}: cannot create "
+                    f"{watcher.path!r} ({exc.strerror})"
+                ) from exc
+            self._watcher = watcher
+        # After the watch is in place, so that a command sent in between is not missed.
+        self._thread_().submit(lambda: self._reader_().any_pending_command(), self._pending_checked)
+
+    @property
+    def watch_mode(self) -> Literal["inotify", "poll", "stopped"]:
+        """How commands are being watched for (for tests and diagnostics)."""
+        return "stopped" if self._watcher is None else self._watcher.mode
+
+    def _pending_checked(self, pending: object, error: BaseException | None) -> None:
+        if error is None and pending:
+            self._wake()
+
+    def _wake(self) -> None:
+        # Looked up at call time: watching may have stopped or changed since it was queued.
+        callback = self._on_command
+        if callback is not None and self._state == "running":
+            callback()
+
+    def _stop_watching(self) -> None:
+        self._on_command = None
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.stop()
+
+    # -- event-loop side helpers ----------------------------------------------------------
 
     def _loop_(self) -> asyncio.AbstractEventLoop:
         assert self._loop is not None
@@ -270,77 +470,22 @@ class SQLiteStorage(Storage):
         assert self._thread is not None
         return self._thread
 
-    def _check_running(self) -> None:
-        if self._state != "running":
-            if self._state in ("new", "starting"):
-                raise StorageError(f"{self!r} is not started: await storage.startup() first")
-            raise StorageError(f"{self!r} is shut down")
-
-    def _enqueue(self, soon: bool = False) -> _Batch:
-        """The batch a new write joins; makes sure it will be dispatched."""
-        self._check_running()
-        if self._inflight is None and not self._dispatch_scheduled:
-            # A batch of only *_soon writes waits SOON_DELAY, so that it rides along with the
-            # next awaited write (a push right after a job finished pays one commit, not two)
-            # or gathers more of its kind; nobody waits for it, and it is at-least-once anyway.
-            # An awaited write dispatches at once when the thread is idle (one loop iteration
-            # less of latency); the writes issued while that commit runs form the next batch.
-            self._dispatch_scheduled = True
-            if soon:
-                self._loop_().call_later(SOON_DELAY, self._dispatch)
-            else:
-                self._loop_().call_soon(self._dispatch)
-        return self._pending
-
-    def _dispatch(self) -> None:
-        self._dispatch_scheduled = False
-        if self._inflight is not None or not self._pending.ops or self._thread is None:
-            return
-        batch, self._pending = self._pending, _Batch()
-        self._inflight = batch
-        work = partial(self._commit_sync, batch.ops)
-        small = len(batch.ops) <= SMALL_BATCH
-        self._thread_().submit(work, partial(self._batch_done, batch), small=small)
-
-    def _batch_done(self, batch: _Batch, _result: object, error: BaseException | None) -> None:
-        self._inflight = None
-        if error is None:
-            for waiter in batch.waiters:
-                if not waiter.done():  # a cancelled caller; its write is committed anyway
-                    waiter.set_result(None)
-        else:
-            if batch.soon:
-                logger.error(
-                    "%d queued write(s) to %s were not committed: %s",
-                    batch.soon,
-                    self.database,
-                    error,
+    def _owner(self, what: str) -> GroupCommit:
+        """The group commit, if this storage is running as the owner; else raise."""
+        commit = self._commit
+        if commit is None or self._state != "running":
+            if self._state == "running":
+                raise StorageError(
+                    f"{self!r} is open for inspection: {what} is for the owning app only "
+                    "(await storage.startup() to own the file)"
                 )
-            for waiter in batch.waiters:
-                if not waiter.done():
-                    failure = StorageError(str(error))
-                    failure.__cause__ = error.__cause__ or error
-                    waiter.set_exception(failure)
-        if self._pending.ops:
-            self._dispatch()
+            raise self._refusal()
+        return commit
 
-    async def _commit_of(self, batch: _Batch) -> None:
-        """Wait for ``batch`` to be committed, dispatching it now if the thread is idle."""
-        waiter = self._loop_().create_future()
-        batch.waiters.append(waiter)
-        if self._inflight is None:
-            self._dispatch()
-        await waiter
-
-    async def _drain(self) -> None:
-        """Wait for the batch holding the most recent write, if any is outstanding."""
-        if self._pending.ops:
-            batch = self._pending
-        elif self._inflight is not None:
-            batch = self._inflight
-        else:
-            return
-        await self._commit_of(batch)
+    def _refusal(self) -> StorageError:
+        if self._state in ("new", "starting"):
+            return StorageError(f"{self!r} is not started: await storage.startup() first")
+        return StorageError(f"{self!r} is shut down")
 
     # -- the worker thread ------------------------------------------------------------------
 
@@ -352,19 +497,32 @@ class SQLiteStorage(Storage):
 
     # Everything below runs in the worker thread only.
 
-    def _open_sync(self) -> None:
+    def _reader_(self) -> Reader:
+        if self._reader is None:  # only reachable if a call raced shutdown
+            raise StorageError(f"{self!r} is shut down")
+        return self._reader
+
+    def _commit_sync(self, units: list[Unit]) -> dict[int, object]:
+        if self._writer is None or self._conn is None:  # only if a batch raced shutdown
+            raise StorageError(f"{self!r} is shut down")
+        return self._writer.commit(units)
+
+    def _open_owner_sync(self) -> None:
         lock: OwnerLock | None = None
+        path = self.database
         if not self._memory:
-            if os.path.exists(self.database) and not os.access(self.database, os.W_OK):
+            path = os.path.realpath(self.database)
+            if os.path.exists(path) and not os.access(path, os.W_OK):
                 raise StorageError(
                     f"the SQLite database {self.database!r} is read-only for this process: "
                     "make it writable (jobify writes every durable job to it)"
                 )
-            lock = OwnerLock(self.database)
+            lock = OwnerLock(self.database, path)
             lock.acquire()
         try:
             conn = open_connection(
                 self.database,
+                path,
                 self._queries,
                 self.table_name,
                 timeout=self.timeout,
@@ -374,80 +532,78 @@ class SQLiteStorage(Storage):
             if lock is not None:
                 lock.release()
             raise
-        self._conn, self._lock = conn, lock
+        self._path, self._lock, self._conn = path, lock, conn
+        if lock is not None:
+            self._key = lock.key
+            assert self._key is not None
+            connection_opened(self._key)
+        check_file = None if lock is None else lock.check_file
+        self._writer = BatchWriter(conn, self._queries, self.database, self.timeout, check_file)
+        self._reader = Reader(conn, self._queries, self.database, sql.SCHEMA_VERSION)
+
+    def _open_inspector_sync(self) -> None:
+        path = os.path.realpath(self.database)
+        if not os.path.isfile(path):
+            raise StorageError(
+                f"{self.database!r} is not a jobify store: "
+                + ("it is a directory" if os.path.isdir(path) else "no such file")
+            )
+        try:
+            probe = OwnerProbe(path)
+        except OSError as exc:
+            raise StorageError(f"cannot open {self.database!r}: {exc.strerror}") from exc
+        try:
+            conn, version = open_reader(self.database, path, self.table_name, timeout=self.timeout)
+        except BaseException:
+            probe.close()
+            raise
+        self._path, self._probe, self._conn, self._key = path, probe, conn, probe.key
+        connection_opened(probe.key)
+        self._writer = None
+        self._reader = Reader(conn, self._queries, self.database, version)
+
+    def _send_sync(self, payload: tuple[str, str, float]) -> int:
+        self._reader_().require_commands()
+        if self._command_conn is None:
+            self._command_conn = open_command_writer(self._path, timeout=self.timeout)
+            assert self._key is not None
+            connection_opened(self._key)
+        conn = self._command_conn
+        insert = self._queries.insert_command
+
+        def body() -> int:
+            return conn.execute(insert, payload).lastrowid  # type: ignore[return-value]
+
+        command_id = retrying(self.timeout, partial(transaction, conn, body))
+        wake = self._path + WAKE_SUFFIX
+        try:
+            touch(wake)
+        except OSError as exc:
+            raise StorageError(
+                f"command {command_id} is queued in {self.database!r}, but the running app "
+                f"could not be woken: cannot touch {wake!r} ({exc.strerror}); it will apply "
+                "the command when it next starts"
+            ) from exc
+        return command_id
 
     def _close_sync(self) -> None:
-        conn, self._conn = self._conn, None
+        key, self._key = self._key, None
         lock, self._lock = self._lock, None
+        probe, self._probe = self._probe, None
+        conns = [self._command_conn, self._conn]
+        self._command_conn = self._conn = None
+        self._reader = None
         try:
-            if conn is not None:
-                conn.close()
+            for conn in conns:
+                if conn is not None:
+                    conn.close()
+                    if key is not None:
+                        connection_closed(key)
         finally:
             if lock is not None:
                 lock.release()
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:  # only reachable if a call raced shutdown
-            raise StorageError(f"{self!r} is shut down")
-        return self._conn
-
-    def _commit_sync(self, ops: dict[str, JobRecord | None]) -> None:
-        upserts = [_as_row(record) for record in ops.values() if record is not None]
-        deletes = [(job_id,) for job_id, record in ops.items() if record is None]
-        conn = self._connection()
-
-        def body() -> None:
-            # Ops were coalesced per id, so deletes and upserts touch disjoint ids and their
-            # relative order does not matter.
-            if deletes:
-                conn.executemany(self._queries.delete, deletes)
-            if upserts:
-                conn.executemany(self._queries.upsert, upserts)
-
-        retrying(self.timeout, lambda: transaction(conn, body))
-        self._commits += 1
-
-    def _load_sync(self) -> list[JobRecord]:
-        # Every object built here is kept, so garbage collections triggered by the 600,000+
-        # allocations of a large load would scan a growing heap for nothing.
-        gc_was_enabled = gc.isenabled()
-        gc.disable()
-        try:
-            rows = self._connection().execute(self._queries.load).fetchall()
-            # Fast path: check each column's types over all rows in C loops, then build every
-            # record; only when some row is off, decode row by row to find and skip it.
-            if all(
-                set(map(type, map(itemgetter(i), rows))) <= {kind}
-                for i, kind in enumerate(_ROW_TYPES)
-            ):
-                return list(starmap(JobRecord, rows))
-            decoded = (self._decode(row) for row in rows)
-            return [record for record in decoded if record is not None]
-        finally:
-            if gc_was_enabled:
-                gc.enable()
-
-    def _get_sync(self, job_id: str) -> JobRecord | None:
-        row = self._connection().execute(self._queries.get, (job_id,)).fetchone()
-        return None if row is None else self._decode(row)
-
-    def _decode(self, row: tuple[Any, ...]) -> JobRecord | None:
-        job_id, task_name, exec_at, arguments, trigger, status = row
-        if type(exec_at) is int:  # REAL affinity keeps an integer too large for a double
-            exec_at = float(exec_at)
-        if tuple(map(type, (job_id, task_name, exec_at, arguments, trigger, status))) != (
-            _ROW_TYPES
-        ):
-            logger.warning(
-                "skipping job %r in table %s of %s: a column has an unexpected type or is "
-                "NULL (%s); the row is left in place",
-                job_id,
-                self.table_name,
-                self.database,
-                ", ".join(type(value).__name__ for value in row),
-            )
-            return None
-        return JobRecord(job_id, task_name, exec_at, arguments, trigger, status)
+            if probe is not None:
+                probe.close()
 
 
 def _ignore(_result: object, _error: BaseException | None) -> None:

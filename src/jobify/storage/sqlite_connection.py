@@ -12,19 +12,28 @@ import time
 from collections.abc import Callable
 from functools import partial
 from typing import Literal, TypeVar
+from urllib.parse import quote
 
 from jobify.exceptions import SchemaVersionError, StorageError
 from jobify.storage.sql import sqlite as sql
 
-__all__ = ["map_error", "open_connection", "retrying", "transaction"]
+__all__ = [
+    "is_per_write",
+    "map_error",
+    "open_command_writer",
+    "open_connection",
+    "open_reader",
+    "retrying",
+    "transaction",
+]
 
 logger = logging.getLogger("jobify.storage")
 
 T = TypeVar("T")
 
 # Primary result codes (sqlite3.Error.sqlite_errorcode carries the extended code).
-_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY = 5, 6, 8
-_SQLITE_CORRUPT, _SQLITE_CANTOPEN, _SQLITE_NOTADB = 11, 14, 26
+_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_READONLY, _SQLITE_IOERR = 5, 6, 8, 10
+_SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_CANTOPEN, _SQLITE_NOTADB = 11, 13, 14, 26
 
 
 def _code(exc: sqlite3.Error) -> int:
@@ -56,7 +65,30 @@ def map_error(exc: sqlite3.Error, database: str, timeout: float) -> StorageError
             f"cannot open the SQLite database {db} ({exc}): check that its directory "
             "exists and is writable"
         )
+    if code == _SQLITE_FULL:
+        return StorageError(
+            f"the disk holding the SQLite database {db} is full ({exc}): free some space; "
+            "writes fail until then, and nothing committed before is lost"
+        )
+    if code == _SQLITE_IOERR:
+        return StorageError(f"I/O error on the SQLite database {db} ({exc}): check the disk")
     return StorageError(f"SQLite error on {db}: {exc}")
+
+
+def is_per_write(exc: BaseException) -> bool:
+    """Whether ``exc`` may come from one write's own values rather than from the database.
+
+    A value the driver cannot bind (a lone surrogate, an integer out of range), a row
+    SQLite refuses (too big, a constraint) fail that write alone: the rest of its group
+    commit can be retried without it. Errors of the file, the disk or the lock (every
+    ``OperationalError``, corruption, a :class:`StorageError` of ours) would fail any write
+    and are not worth retrying one by one.
+    """
+    if isinstance(exc, sqlite3.IntegrityError | sqlite3.DataError | sqlite3.InterfaceError):
+        return True
+    if isinstance(exc, sqlite3.ProgrammingError):
+        return True
+    return not isinstance(exc, sqlite3.Error | StorageError | MemoryError)
 
 
 def retrying(timeout: float, work: Callable[[], T]) -> T:
@@ -77,47 +109,45 @@ def retrying(timeout: float, work: Callable[[], T]) -> T:
         pause = min(pause * 2, 0.05)
 
 
-def transaction(conn: sqlite3.Connection, body: Callable[[], None]) -> None:
-    """Run ``body`` in one write transaction: committed if it returns, rolled back if not."""
+def transaction(conn: sqlite3.Connection, body: Callable[[], T]) -> T:
+    """Run ``body`` in one write transaction: committed if it returns (its result is
+    returned), rolled back if not."""
     # BEGIN IMMEDIATE takes the write lock up front, where the busy timeout applies; a
     # deferred transaction could fail with SQLITE_BUSY on its first write without waiting.
     conn.execute(sql.BEGIN_IMMEDIATE)
     try:
-        body()
+        result = body()
         conn.execute(sql.COMMIT)
     except BaseException:
         if conn.in_transaction:
             conn.rollback()
         raise
+    return result
 
 
 def open_connection(
     database: str,
+    path: str,
     queries: sql.SQLiteQueries,
     table: str,
     *,
     timeout: float,
     synchronous: Literal["normal", "full"],
 ) -> sqlite3.Connection:
-    """Connect in autocommit mode, check the schema version, switch to WAL and migrate.
+    """Connect the owner in autocommit mode, check the schema version, switch to WAL and
+    migrate. ``database`` names the file in messages, ``path`` is what is opened.
 
     Raises :class:`SchemaVersionError`, before writing anything, when the table's schema is
     newer than :data:`~jobify.storage.sql.sqlite.SCHEMA_VERSION`.
     """
     # isolation_level=None: transactions are explicit (see transaction()).
-    conn = sqlite3.connect(database, timeout=timeout, isolation_level=None)
+    conn = sqlite3.connect(path, timeout=timeout, isolation_level=None)
     try:
         # Check the version before writing anything: a newer schema must leave the file
         # exactly as it is (not even switched to WAL).
         version = _stored_version(conn, table)
-        if version > sql.SCHEMA_VERSION:
-            raise SchemaVersionError(
-                f"the SQLite database {database!r} has jobify schema version {version} "
-                f"(table {table!r}) but this jobify knows versions up to "
-                f"{sql.SCHEMA_VERSION}: it was written by a newer jobify; upgrade jobify. "
-                "The file was not modified."
-            )
-        if database != ":memory:":
+        _refuse_newer(version, database, table)
+        if path != ":memory:":
             row = retrying(timeout, lambda: conn.execute(sql.JOURNAL_WAL).fetchone())
             if row is None or str(row[0]).lower() != "wal":
                 raise StorageError(
@@ -132,6 +162,68 @@ def open_connection(
         conn.close()
         raise
     return conn
+
+
+def open_reader(
+    database: str, path: str, table: str, *, timeout: float
+) -> tuple[sqlite3.Connection, int]:
+    """An inspector's read-only connection and the store's schema version.
+
+    Creates, migrates and writes nothing (SQLite may create the -wal and -shm files a WAL
+    reader needs when no owner runs). Raises :class:`StorageError` for a file that is not a
+    jobify store with ``table`` and :class:`SchemaVersionError` for a newer schema.
+    """
+    conn = sqlite3.connect(_uri(path, "ro"), uri=True, timeout=timeout, isolation_level=None)
+    try:
+        try:
+            version = _stored_version(conn, table)
+        except sqlite3.DatabaseError as exc:
+            if _code(exc) != _SQLITE_NOTADB:
+                raise
+            raise StorageError(
+                f"{database!r} is not a jobify store: it is not a SQLite database ({exc})"
+            ) from exc
+        if version == 0:
+            stores = _stores(conn)
+            raise StorageError(
+                f"{database!r} is not a jobify store with table {table!r}: "
+                + (
+                    f"it holds jobify's tables {', '.join(map(repr, stores))} (pass one as "
+                    "table_name)"
+                    if stores
+                    else "it has no jobify schema (no app has ever run on it)"
+                )
+            )
+        _refuse_newer(version, database, table)
+    except BaseException:
+        conn.close()
+        raise
+    return conn, version
+
+
+def open_command_writer(path: str, *, timeout: float) -> sqlite3.Connection:
+    """The inspector's one writing connection, for commands: never creates the file."""
+    return sqlite3.connect(_uri(path, "rw"), uri=True, timeout=timeout, isolation_level=None)
+
+
+def _uri(path: str, mode: str) -> str:
+    return f"file:{quote(path)}?mode={mode}"
+
+
+def _refuse_newer(version: int, database: str, table: str) -> None:
+    if version > sql.SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"the SQLite database {database!r} has jobify schema version {version} "
+            f"(table {table!r}) but this jobify knows versions up to "
+            f"{sql.SCHEMA_VERSION}: it was written by a newer jobify; upgrade jobify. "
+            "The file was not modified."
+        )
+
+
+def _stores(conn: sqlite3.Connection) -> list[str]:
+    if conn.execute(sql.META_EXISTS).fetchone() is None:
+        return []
+    return [str(row[0]) for row in conn.execute(sql.LIST_STORES)]
 
 
 def _stored_version(conn: sqlite3.Connection, table: str) -> int:
