@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import subprocess
 import sys
@@ -128,14 +129,31 @@ def cli_env(**extra: str) -> dict[str, str]:
     return env
 
 
+_PR_CAPBSET_DROP = 24
+_CAP_DAC_OVERRIDE, _CAP_DAC_READ_SEARCH = 1, 2
+
+
+def _without_file_override() -> None:
+    """In the child before exec: drop root's power to ignore file permissions, so that a
+    test run as root can see what a user who may not read a file sees."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in (_CAP_DAC_OVERRIDE, _CAP_DAC_READ_SEARCH):
+        if libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
+
+
 def jobify(
     *args: str,
     cwd: Path | None = None,
     env: dict[str, str] | None = None,
     timeout: float = 60,
-    user: str | None = None,
+    honour_permissions: bool = False,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m jobify ARGS`` and return its result (never raises on exit codes)."""
+    """Run ``python -m jobify ARGS`` and return its result (never raises on exit codes).
+
+    ``honour_permissions``: file permissions apply even if the tests run as root.
+    """
+    drop = honour_permissions and os.geteuid() == 0
     return subprocess.run(
         [sys.executable, "-m", "jobify", *args],
         capture_output=True,
@@ -144,7 +162,7 @@ def jobify(
         check=False,
         cwd=cwd,
         env=env if env is not None else cli_env(),
-        user=user,
+        preexec_fn=_without_file_override if drop else None,
     )
 
 

@@ -64,3 +64,58 @@ def test_python_dash_m_jobify() -> None:
     lines = result.stdout.splitlines()
     assert len(lines) == 2
     assert all(line.endswith("T18:00:00+00:00") for line in lines)
+
+
+def test_from_and_dst_marks_end_to_end() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "jobify", "cron", "30 2 * * *", "--tz", "Europe/Berlin",
+         "--from", "2025-03-29T12:00", "-n", "2"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "2025-03-30T03:00:00+02:00  (DST: clocks go forward)",
+        "2025-03-31T02:30:00+02:00",
+    ]
+
+
+def test_naive_from_is_utc(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["cron", "0 * * * *", "--tz", "Asia/Kolkata", "--from", "2025-01-01T00:00"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    # 00:00 UTC is 05:30 in Kolkata: the next whole hour there is 06:00.
+    assert first == "2025-01-01T06:00:00+05:30"
+
+
+WITHOUT_CLI_DEPS = """
+import sys
+sys.modules["click"] = None  # as if the cli extra were not installed
+from jobify.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("blocked", ["click", "rich"])
+def test_without_the_cli_extra_cron_still_works(blocked: str) -> None:
+    script = WITHOUT_CLI_DEPS.replace('"click"', repr(blocked))
+    run = [sys.executable, "-c", script]
+    result = subprocess.run(
+        [*run, "cron", "30 2 * * *", "--tz", "Europe/Berlin", "--from", "2025-03-29T12:00",
+         "-n", "2"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "2025-03-30T03:00:00+02:00  (DST: clocks go forward)"
+    bad = subprocess.run([*run, "cron", "61 * * * *"], capture_output=True, text=True, check=False)
+    assert bad.returncode == 2
+    assert "'61'" in bad.stderr
+    other = subprocess.run(
+        [*run, "jobs", "list"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert other.returncode == 1
+    assert other.stderr.strip().splitlines() == [
+        f"jobify: the jobify command needs {blocked}: pip install 'jobify[cli]' "
+        "(only 'jobify cron' works without it)"
+    ]

@@ -181,7 +181,7 @@ async def test_undecodable_records_are_described_not_raised(store: Store) -> Non
     binary = jobs["binary-args"].arguments
     assert binary.values is None
     assert binary.error is not None and "ExtendedJSONSerializer" in binary.error
-    assert binary.summary == "<10 bytes: ff0001" + b"binary".hex() + ">"
+    assert binary.summary == "<9 bytes: ff0001" + b"binary".hex() + ">"
     assert binary.raw == b"\xff\x00\x01binary"
     escaped = jobs["escape-args"].arguments.summary
     assert "\x1b" not in escaped and "\x07" not in escaped

@@ -26,6 +26,8 @@ from jobify.inspection import safe_text
 __all__ = ["cli", "run"]
 
 EXIT_FAILURE = 1
+EXIT_INTERRUPTED = 130
+"""The shell's code for a command ended by Ctrl-C (128 + SIGINT)."""
 
 
 @click.group(
@@ -84,9 +86,9 @@ def run(argv: Sequence[str]) -> int:
     except click.ClickException as exc:
         _error(exc.format_message())
         return exc.exit_code
-    except click.Abort:
-        _error("aborted")
-        return EXIT_FAILURE
+    except (click.Abort, KeyboardInterrupt):
+        _error("interrupted")
+        return EXIT_INTERRUPTED
     except AppRefError as exc:
         click.echo(f"jobify: usage error: {_one_line(str(exc))}", err=True)
         return EXIT_USAGE

@@ -78,6 +78,7 @@ def decode_arguments(raw: bytes, serializer: Serializer | None) -> ArgumentsInfo
         else:
             if isinstance(values, Mapping):
                 summary = ", ".join(f"{safe_text(str(k))}={v!r}" for k, v in values.items())
+                summary = summary or "(no arguments)"
                 return ArgumentsInfo(raw, dict(values), _cut(safe_text(summary)))
             error = f"decoded to a {type(values).__name__}, not a mapping of arguments"
     else:
