@@ -117,7 +117,7 @@ async def ask_owner(
 async def apply_direct(
     storage: Storage, job_id: str, action: str, now: float, store: str, orphaned: bool | None
 ) -> ActionResult:
-    """Edit the record in ``storage`` (opened as owner, or a shared store) and commit.
+    """Edit the record in ``storage`` (opened with ``startup()``) and commit.
 
     The record is read again here: it may have changed since the caller looked at it.
     """

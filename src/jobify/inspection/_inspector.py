@@ -326,7 +326,10 @@ class Inspector:
         if skip is not None:
             return ActionResult(job_id, action, "none", skip)
         if storage.shared:
-            return await apply_direct(storage, job_id, action, self._clock(), self.name, orphaned)
+            # Edited directly (the store notifies its workers), through a connection opened
+            # with startup(): an inspection connection may not write. On a shared store that
+            # takes no ownership of anything.
+            return await self._as_owner(job_id, action, orphaned)
         if not isinstance(storage, CommandChannel):
             # It cannot say whether an app runs on it; taking ownership will (a running
             # owner makes startup() fail with StorageLockedError).
