@@ -482,3 +482,53 @@ async def test_silent_owner_times_out_and_the_command_stays_queued(store: Store)
         assert (pending.job_id, pending.action) == (store.once_id, "pause")
     finally:
         await owner.shutdown()
+    # The next one to own the store answers it: here an inspector editing directly.
+    async with Inspector.from_url(store.url) as inspector:
+        assert (await inspector.cancel(store.orphan_id)).via == "direct"
+        assert (await inspector.get_job(store.once_id)).job.status == RecordStatus.PAUSED
+        assert isinstance(inspector.storage, CommandChannel)
+        assert await inspector.storage.command_result(pending.command_id) == "ok"
+
+
+async def test_owner_that_leaves_without_answering_is_replaced(store: Store) -> None:
+    owner = SQLiteStorage(store.path)
+    await owner.startup()
+    async with Inspector.from_url(store.url, command_timeout=10) as inspector:
+        asking = asyncio.create_task(inspector.pause(store.cron_id))
+        while not await owner.take_commands():  # the command has arrived
+            await asyncio.sleep(0.01)
+        started = time.monotonic()
+        await owner.shutdown()  # the app stops without answering
+        result = await asking
+        assert time.monotonic() - started < 2  # noticed well before the timeout
+        assert result.via == "direct"
+        assert (await inspector.get_job(store.cron_id)).job.status == RecordStatus.PAUSED
+
+
+async def test_concurrent_actions_of_one_inspector(inspector: Inspector, store: Store) -> None:
+    results = await asyncio.gather(
+        inspector.pause(store.cron_id),
+        inspector.cancel(store.orphan_id),
+        inspector.pause(store.static_cron_id),
+        inspector.run_now(store.once_id),
+    )
+    assert [r.via for r in results] == ["direct"] * 4
+    counts = await inspector.count_jobs()
+    assert counts.by_status == {"paused": 2, "scheduled": 1}
+
+
+async def test_two_inspectors_acting_at_once(store: Store) -> None:
+    # Each one may find the other holding the store for its edit and take it for a running
+    # app: the commands it sends are answered by whoever owns the store next.
+    first = Inspector.from_url(store.url, command_timeout=10)
+    second = Inspector.from_url(store.url, command_timeout=10)
+    async with first, second:
+        results = await asyncio.gather(
+            *(first.pause(store.cron_id) for _ in range(3)),
+            *(second.pause(store.static_cron_id) for _ in range(3)),
+            first.cancel(store.orphan_id),
+            second.run_now(store.once_id),
+        )
+        assert {r.via for r in results} <= {"direct", "owner", "none"}
+        counts = await first.count_jobs()
+    assert counts.by_status == {"paused": 2, "scheduled": 1}

@@ -1,38 +1,28 @@
-"""Changing one job from outside its app: cancel, pause, resume, run now.
+"""What an action (cancel, pause, resume, run now) does to one stored job.
 
-The rule (see :class:`~jobify.storage.base.CommandChannel`): an embedded store is never edited
-under its running owner; the owner is asked through the command channel and its answer is
-awaited for a bounded time. With no owner running, the store is opened as its owner and edited
-directly. A shared store is always edited directly (its workers are notified by the store).
+:func:`precheck` decides whether it applies; :func:`apply_direct` edits the record in a store
+opened with ``startup()``. Who may edit when is decided in :mod:`._steering`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from dataclasses import replace
 
 from jobify._triggerdoc import AT_TRIGGER, decode_trigger
 from jobify.inspection._decode import safe_text
-from jobify.inspection._model import (
-    ActionRefusedError,
-    ActionResult,
-    JobNotFoundError,
-    OwnerNotAnsweringError,
-)
-from jobify.storage.base import CommandAction, CommandChannel, JobRecord, RecordStatus, Storage
+from jobify.inspection._model import ActionRefusedError, ActionResult, JobNotFoundError
+from jobify.storage.base import CommandAction, JobRecord, RecordStatus, Storage
 
-__all__ = ["apply_direct", "ask_owner", "precheck"]
+__all__ = ["VERBS", "apply_direct", "precheck"]
 
-_VERBS = {
+VERBS = {
     CommandAction.CANCEL: "cancel",
     CommandAction.PAUSE: "pause",
     CommandAction.RESUME: "resume",
     CommandAction.RUN: "run now",
 }
-_FIRST_POLL = 0.005
-_MAX_POLL = 0.05
+"""How each action reads in messages."""
 
 
 def precheck(record: JobRecord, action: str, orphaned: bool | None) -> str | None:
@@ -80,38 +70,6 @@ def precheck(record: JobRecord, action: str, orphaned: bool | None) -> str | Non
             ) from None
         return None
     raise ValueError(f"unknown action {action!r}; expected one of {CommandAction.ALL}")
-
-
-async def ask_owner(
-    channel: CommandChannel, job_id: str, action: str, timeout: float, store: str
-) -> ActionResult:
-    """Send ``action`` to the running owner and wait up to ``timeout`` seconds for its answer.
-
-    The owner answers within a second when it is healthy; there is no notification back to
-    the inspector, so the answer is polled (a cheap read), quickly at first.
-    """
-    command_id = await channel.send_command(job_id, action)
-    deadline = time.monotonic() + timeout
-    pause = _FIRST_POLL
-    while True:
-        answer = await channel.command_result(command_id)
-        if answer is not None:
-            break
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise OwnerNotAnsweringError(
-                f"the running app that owns {store} did not answer within {timeout:g}s "
-                f"(command {command_id}: {_VERBS[action]} job {job_id!r}); it may be busy, "
-                "stuck, or a jobify version that does not take commands. The command stays "
-                "queued and is applied if the app picks it up later."
-            )
-        await asyncio.sleep(min(pause, left))
-        pause = min(pause * 2, _MAX_POLL)
-    if answer == "ok":
-        return ActionResult(job_id, action, "owner", f"{_VERBS[action]}: done by the running app")
-    raise ActionRefusedError(
-        f"the running app refused to {_VERBS[action]} job {job_id!r}: {safe_text(answer)}"
-    )
 
 
 async def apply_direct(

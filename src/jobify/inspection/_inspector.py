@@ -21,8 +21,8 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
-from jobify.exceptions import StorageError, StorageLockedError
-from jobify.inspection._actions import apply_direct, ask_owner, precheck
+from jobify.exceptions import StorageError
+from jobify.inspection._actions import precheck
 from jobify.inspection._decode import job_info, next_fires, run_info, task_info
 from jobify.inspection._model import (
     ActionResult,
@@ -34,6 +34,7 @@ from jobify.inspection._model import (
     RunInfo,
     TaskInfo,
 )
+from jobify.inspection._steering import Steering
 from jobify.inspection._url import StoreLocation, parse_storage_url
 from jobify.serializers.base import Serializer
 from jobify.storage.base import (
@@ -126,6 +127,7 @@ class Inspector:
         self._open_storage = open_storage
         self._clock = clock
         self._storage: Storage | None = None
+        self._steering = Steering(open_storage, name, self.command_timeout, clock)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Inspector:
@@ -325,32 +327,7 @@ class Inspector:
         skip = precheck(record, action, orphaned)
         if skip is not None:
             return ActionResult(job_id, action, "none", skip)
-        if storage.shared:
-            # Edited directly (the store notifies its workers), through a connection opened
-            # with startup(): an inspection connection may not write. On a shared store that
-            # takes no ownership of anything.
-            return await self._as_owner(job_id, action, orphaned)
-        if not isinstance(storage, CommandChannel):
-            # It cannot say whether an app runs on it; taking ownership will (a running
-            # owner makes startup() fail with StorageLockedError).
-            return await self._as_owner(job_id, action, orphaned)
-        # Two rounds: an app may start between "nobody runs" and our own startup().
-        for _ in range(2):
-            if await storage.owner_running():
-                return await ask_owner(storage, job_id, action, self.command_timeout, self.name)
-            try:
-                return await self._as_owner(job_id, action, orphaned)
-            except StorageLockedError:
-                continue
-        raise StorageError(f"{self.name} changed hands while the action was attempted; try again")
-
-    async def _as_owner(self, job_id: str, action: str, orphaned: bool | None) -> ActionResult:
-        owner = self._open_storage()
-        await owner.startup()
-        try:
-            return await apply_direct(owner, job_id, action, self._clock(), self.name, orphaned)
-        finally:
-            await owner.shutdown()
+        return await self._steering.apply(storage, job_id, action, orphaned)
 
 
 def _opener(location: StoreLocation) -> Callable[[], Storage]:
