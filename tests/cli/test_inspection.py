@@ -493,10 +493,12 @@ async def test_silent_owner_times_out_and_the_command_stays_queued(store: Store)
 async def test_owner_that_leaves_without_answering_is_replaced(store: Store) -> None:
     owner = SQLiteStorage(store.path)
     await owner.startup()
+    arrived = asyncio.Event()
+    owner.watch_commands(arrived.set)
     async with Inspector.from_url(store.url, command_timeout=10) as inspector:
         asking = asyncio.create_task(inspector.pause(store.cron_id))
-        while not await owner.take_commands():  # the command has arrived
-            await asyncio.sleep(0.01)
+        await asyncio.wait_for(arrived.wait(), 5)
+        assert await owner.take_commands()  # the command has arrived, and stays unanswered
         started = time.monotonic()
         await owner.shutdown()  # the app stops without answering
         result = await asking
