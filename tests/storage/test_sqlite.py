@@ -271,8 +271,8 @@ async def test_writes_issued_during_a_commit_go_into_the_next_one(tmp_path: Path
 async def test_synchronous_full(tmp_path: Path) -> None:
     db = tmp_path / "jobs.db"
     storage = await started(db, synchronous="full")
-    level = await storage._thread_().call(
-        lambda: storage._conn.execute("PRAGMA synchronous").fetchone()[0]  # type: ignore[union-attr]
+    level = await storage._run_on_connection(
+        lambda conn: conn.execute("PRAGMA synchronous").fetchone()[0]
     )
     assert level == 2  # FULL
     await storage.save(record("a"))

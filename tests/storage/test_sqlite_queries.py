@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -37,12 +38,11 @@ async def storage(tmp_path: Path) -> AsyncIterator[SQLiteStorage]:
 
 
 async def plan(storage: SQLiteStorage, statement: str, params: list[Any]) -> list[str]:
-    def explain() -> list[str]:
-        assert storage._conn is not None
-        rows = storage._conn.execute("EXPLAIN QUERY PLAN " + statement, params)
+    def explain(conn: sqlite3.Connection) -> list[str]:
+        rows = conn.execute("EXPLAIN QUERY PLAN " + statement, params)
         return [str(row[3]) for row in rows]
 
-    return await storage._thread_().call(explain)  # type: ignore[no-any-return]
+    return await storage._run_on_connection(explain)
 
 
 FULL_SCAN = re.compile(r"^SCAN \w+$")  # a table walked row by row, without an index
@@ -125,11 +125,9 @@ async def test_answered_commands_are_forgotten_after_a_week(storage: SQLiteStora
     old = await storage.send_command("job-1", "pause")
     await storage.finish_command(old, "ok")
 
-    def age() -> None:
-        assert storage._conn is not None
-        storage._conn.execute("UPDATE t_commands SET finished_at = finished_at - 8 * 86400")
-
-    await storage._thread_().call(age)
+    await storage._run_on_connection(
+        lambda conn: conn.execute("UPDATE t_commands SET finished_at = finished_at - 8 * 86400")
+    )
     recent = await storage.send_command("job-2", "pause")
     await storage.finish_command(recent, "ok")  # forgets the week-old answer
     assert await storage.command_result(recent) == "ok"

@@ -101,7 +101,6 @@ SCHEMA_VERSION = len(MIGRATIONS)
 HISTORY_VERSION = 2
 """The first version with run history, task list and commands (older ones read as empty)."""
 
-BEGIN = "BEGIN"
 BEGIN_IMMEDIATE = "BEGIN IMMEDIATE"
 COMMIT = "COMMIT"
 JOURNAL_WAL = "PRAGMA journal_mode = WAL"
