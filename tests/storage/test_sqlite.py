@@ -66,7 +66,6 @@ async def test_file_is_in_wal_mode_with_a_versioned_schema(tmp_path: Path) -> No
         assert columns == ["job_id", "task_name", "exec_at", "arguments", "trigger", "status"]
         assert set(indexes(conn, "my_jobs")) >= {
             "my_jobs_exec_at",
-            "my_jobs_task",
             "my_jobs_status",
         }
         tables = {
@@ -123,13 +122,12 @@ async def test_a_v1_file_is_migrated_to_v2_with_its_records_intact(tmp_path: Pat
         assert conn.execute("SELECT count(*) FROM jobify_schedules").fetchone() == (4,)
         assert set(indexes(conn, "jobify_schedules")) >= {
             "jobify_schedules_exec_at",
-            "jobify_schedules_task",
             "jobify_schedules_status",
         }
         exec_at_columns = [
             r[2] for r in conn.execute("PRAGMA index_info(jobify_schedules_exec_at)")
         ]
-        assert exec_at_columns == ["exec_at", "job_id", "status"]
+        assert exec_at_columns == ["exec_at", "job_id", "status", "task_name"]
     conn.close()
 
 
@@ -273,8 +271,8 @@ async def test_writes_issued_during_a_commit_go_into_the_next_one(tmp_path: Path
 async def test_synchronous_full(tmp_path: Path) -> None:
     db = tmp_path / "jobs.db"
     storage = await started(db, synchronous="full")
-    level = await storage._thread_().call(
-        lambda: storage._conn.execute("PRAGMA synchronous").fetchone()[0]  # type: ignore[union-attr]
+    level = await storage._run_on_connection(
+        lambda conn: conn.execute("PRAGMA synchronous").fetchone()[0]
     )
     assert level == 2  # FULL
     await storage.save(record("a"))

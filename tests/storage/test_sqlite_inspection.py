@@ -149,13 +149,10 @@ async def test_the_inspector_cannot_write_records_even_through_its_connection(
     await owner.save(record("a"))
     inspector = await inspect(tmp_path / "jobs.db")
     try:
-
-        def sneak_in() -> None:
-            assert inspector._conn is not None
-            inspector._conn.execute("DELETE FROM jobify_schedules")
-
         with pytest.raises(StorageError, match="read-only"):
-            await inspector._thread_().call(sneak_in)
+            await inspector._run_on_connection(
+                lambda conn: conn.execute("DELETE FROM jobify_schedules")
+            )
     finally:
         await inspector.shutdown()
     assert await owner.load() == [record("a")]

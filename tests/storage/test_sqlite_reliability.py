@@ -36,16 +36,15 @@ async def storage(tmp_path: Path) -> AsyncIterator[SQLiteStorage]:
         await store.shutdown()
 
 
-async def on_connection(storage: SQLiteStorage, statement: str, *args: object) -> object:
+async def on_connection(storage: SQLiteStorage, statement: str, *args: int) -> Any:
     """Run something on the storage's own connection, in its thread (a fault injection)."""
 
-    def work() -> object:
-        assert storage._conn is not None
+    def work(conn: sqlite3.Connection) -> Any:
         if statement == "setlimit":
-            return storage._conn.setlimit(*args)  # type: ignore[arg-type]
-        return storage._conn.execute(statement).fetchone()
+            return conn.setlimit(*args)
+        return conn.execute(statement).fetchone()
 
-    return await storage._thread_().call(work)
+    return await storage._run_on_connection(work)
 
 
 def ids(records: list[JobRecord]) -> list[str]:
@@ -108,8 +107,7 @@ async def test_a_full_disk_fails_its_batches_and_nothing_later_is_dropped(
     storage: SQLiteStorage, caplog: pytest.LogCaptureFixture
 ) -> None:
     await storage.save_many([record(f"before-{i}") for i in range(3)])
-    row: Any = await on_connection(storage, "PRAGMA page_count")
-    pages = row[0]
+    (pages,) = await on_connection(storage, "PRAGMA page_count")
     await on_connection(storage, f"PRAGMA max_page_count = {pages}")  # the disk is "full"
     big = b"z" * 50_000
     with caplog.at_level("ERROR", logger="jobify.storage"):

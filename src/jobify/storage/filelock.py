@@ -37,6 +37,8 @@ __all__ = [
 FileKey = tuple[int, int]
 """A file's identity: ``(st_dev, st_ino)``."""
 
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)  # absent on Windows
+
 _LOCK_RETRY = 0.05
 """Seconds a blocked owner keeps trying: an inspector's probe holds the lock for
 microseconds, and must not make an app that starts at that instant fail."""
@@ -99,7 +101,7 @@ class OwnerLock:
     def acquire(self) -> None:
         """Take the lock or raise :class:`StorageLockedError` naming the holder's pid."""
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | _CLOEXEC, 0o644)
         except OSError as exc:
             raise StorageError(
                 f"cannot open or create the SQLite database {self.database!r}: "
@@ -143,11 +145,11 @@ class OwnerLock:
         )
 
     def _write_pid(self, text: str) -> None:
-        fd = os.open(self.pid_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = os.open(self.pid_path, os.O_RDWR | os.O_CREAT | _CLOEXEC, 0o644)
         try:
             os.ftruncate(fd, 0)
             if text:
-                os.pwrite(fd, text.encode(), 0)
+                os.write(fd, text.encode())
         finally:
             os.close(fd)
 
@@ -197,7 +199,7 @@ class OwnerProbe:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._fd: int | None = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        self._fd: int | None = os.open(path, os.O_RDONLY | _CLOEXEC)
         self.key = _key(self._fd)
 
     def owner_running(self) -> bool:
