@@ -3,7 +3,10 @@ app prepared and left (stopped)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import subprocess
+import sys
 import time
 from datetime import datetime
 
@@ -296,3 +299,43 @@ def test_help_everywhere() -> None:
     assert "naive = UTC" in jobify("jobs", "list", "--help").stdout
     assert "naive = UTC" in jobify("jobs", "history", "--help").stdout
     assert "naive = UTC" in jobify("cron", "--help").stdout
+
+
+OWNER = """
+import asyncio, sys
+from jobify.storage import SQLiteStorage
+
+async def main() -> None:
+    owner = SQLiteStorage(sys.argv[1])
+    await owner.startup()  # owns the store, and never reads its commands
+    print("owning", flush=True)
+    await asyncio.to_thread(sys.stdin.read)  # until the test closes our stdin
+    await owner.shutdown()
+
+asyncio.run(main())
+"""
+
+
+def test_actions_never_edit_under_a_running_owner(store: Store) -> None:
+    with subprocess.Popen(
+        [sys.executable, "-c", OWNER, str(store.path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as owner:
+        assert owner.stdout is not None and owner.stdin is not None
+        try:
+            assert owner.stdout.readline().strip() == "owning"
+            result = jobify("jobs", "pause", store.cron_id, "--storage", store.url, "--wait", "0.3")
+            line = one_line_error(result, 1)
+            assert "did not answer within 0.3s" in line
+            assert "The command stays queued" in line
+        finally:
+            owner.stdin.close()
+            owner.wait(timeout=30)
+    assert owner.returncode == 0
+    # Untouched while it ran; once it is gone, the next edit answers the queued command.
+    assert asyncio.run(record_status(store, store.cron_id)) == RecordStatus.SCHEDULED
+    result = jobify("jobs", "cancel", store.orphan_id, "--storage", store.url)
+    assert result.returncode == 0, result.stderr
+    assert asyncio.run(record_status(store, store.cron_id)) == RecordStatus.PAUSED

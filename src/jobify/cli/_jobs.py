@@ -225,7 +225,8 @@ def _show_table(detail: JobDetail) -> Group:
     if job.orphaned is not None:
         _field(grid, "orphaned", "yes: its task is not registered" if job.orphaned else "no")
     for index, fire in enumerate(detail.next_fires):
-        _field(grid, "next fires" if index == 0 else "", when(fire))
+        label = "next fires" if job.status != "paused" else "fires if resumed"
+        _field(grid, label if index == 0 else "", when(fire))
     parts: list[Any] = [grid]
     if detail.last_run is None:
         _field(grid, "last run", "none recorded")
@@ -285,14 +286,29 @@ def count_jobs(inspector: Inspector, as_json: bool) -> int:
 # -- actions ----------------------------------------------------------------------------------
 
 
+_ACTION_NOTE = (
+    "\n\nWhen an app is running on the store, it is asked to do it (the store is never "
+    "edited behind its back) and its answer is awaited; otherwise the store is edited."
+)
+
+
 def _action(
     name: str, summary: str, act: Callable[[Inspector, str], Awaitable[ActionResult]]
 ) -> None:
-    @jobs.command(name, help=summary, short_help=summary.partition(":")[0] + ".")
+    @jobs.command(name, help=summary + _ACTION_NOTE, short_help=summary.partition(":")[0] + ".")
     @click.argument("job_id", metavar="ID")
+    @click.option(
+        "--wait",
+        type=click.FloatRange(0, 3600, min_open=True),
+        default=5.0,
+        show_default=True,
+        metavar="S",
+        help="Seconds to wait for the answer of the app running on the store.",
+    )
     @storage_option
     @debug_option
-    def command(inspector: Inspector, job_id: str) -> int:
+    def command(inspector: Inspector, job_id: str, wait: float) -> int:
+        inspector.command_timeout = wait
         result = _run(inspector, lambda i: act(i, job_id))
         console().print(text(result.message))
         return 0

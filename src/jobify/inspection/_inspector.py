@@ -113,21 +113,30 @@ class Inspector:
     ) -> None:
         if not callable(open_storage):
             raise TypeError("open_storage must be a callable returning a new Storage")
-        if isinstance(command_timeout, bool) or not isinstance(command_timeout, int | float):
-            raise TypeError("command_timeout must be a number of seconds")
-        if not 0 < command_timeout < float("inf"):
-            raise ValueError(f"command_timeout must be > 0 seconds, got {command_timeout}")
         if serializer is DEFAULT_SERIALIZER:
             from jobify.serializers import ExtendedJSONSerializer
 
             serializer = ExtendedJSONSerializer()
         self.name = name
         self.serializer: Serializer | None = serializer
-        self.command_timeout = float(command_timeout)
         self._open_storage = open_storage
         self._clock = clock
         self._storage: Storage | None = None
-        self._steering = Steering(open_storage, name, self.command_timeout, clock)
+        self._steering = Steering(open_storage, name, clock)
+        self.command_timeout = command_timeout
+
+    @property
+    def command_timeout(self) -> float:
+        """Seconds an action waits for a running app's answer (may be changed)."""
+        return self._steering.timeout
+
+    @command_timeout.setter
+    def command_timeout(self, seconds: float) -> None:
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+            raise TypeError("command_timeout must be a number of seconds")
+        if not 0 < seconds < float("inf"):
+            raise ValueError(f"command_timeout must be > 0 seconds, got {seconds}")
+        self._steering.timeout = float(seconds)
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> Inspector:

@@ -44,20 +44,20 @@ _OK = "ok"
 class Steering:
     """Applies actions to one store (see the module docstring).
 
-    ``open_storage`` makes a new, unopened storage for the store; ``clock`` gives "now" in
-    UTC epoch seconds for run-now edits.
+    ``open_storage`` makes a new, unopened storage for the store; ``name`` describes it in
+    messages; ``clock`` gives "now" in UTC epoch seconds for run-now edits.
     """
 
     def __init__(
         self,
         open_storage: Callable[[], Storage],
         name: str,
-        command_timeout: float,
         clock: Callable[[], float],
     ) -> None:
         self._open_storage = open_storage
         self._name = name
-        self._timeout = command_timeout
+        self.timeout = 5.0
+        """Seconds to wait for a running owner's answer."""
         self._clock = clock
         # One edit session at a time from this inspector: two would race for ownership and
         # the second would take the first for a running app (see _lock).
@@ -100,7 +100,7 @@ class Steering:
         """Send the command and wait, up to the timeout, for its answer (polled: there is no
         notification back to an inspector; quickly at first)."""
         command_id = await channel.send_command(job_id, action)
-        deadline = time.monotonic() + self._timeout
+        deadline = time.monotonic() + self.timeout
         next_check = time.monotonic() + _OWNER_CHECK
         pause = _FIRST_POLL
         via: Literal["owner", "direct"] = "owner"
@@ -119,7 +119,7 @@ class Steering:
             if now >= deadline:
                 raise OwnerNotAnsweringError(
                     f"the running app that owns {self._name} did not answer within "
-                    f"{self._timeout:g}s (command {command_id}: {VERBS[action]} job "
+                    f"{self.timeout:g}s (command {command_id}: {VERBS[action]} job "
                     f"{job_id!r}); it may be busy, stuck, or a jobify version that does not "
                     "take commands. The command stays queued: the app applies it when it "
                     "reads its commands, or when it next starts."
