@@ -194,8 +194,9 @@ async def test_a_symlink_or_a_hard_link_does_not_give_a_second_owner(tmp_path: P
 
         hard_link = tmp_path / "hard.db"
         os.link(db, hard_link)
-        with pytest.raises(StorageLockedError, match="in use by another running process"):
+        with pytest.raises(StorageLockedError, match="in use by another running process") as caught:
             await SQLiteStorage(hard_link).startup()
+        assert "hard link" in str(caught.value)
     finally:
         assert await stop_owner(owner) == 0
     storage = SQLiteStorage(tmp_path / "hard.db")  # released: any name works again

@@ -142,7 +142,14 @@ class OwnerLock:
                 time.sleep(0.005)
             except OSError as exc:
                 raise StorageError(f"cannot lock {self.database!r}: {exc.strerror}") from exc
-        holder = _read_pid(self.pid_path)
+        pid = _read_pid(self.pid_path)
+        # No pid: the holder opened the file under another name (a hard link), or is
+        # between taking the lock and writing its pid.
+        holder = (
+            f"pid {pid}, see {self.pid_path!r}"
+            if pid
+            else "pid unknown: it may have opened the file under another name, e.g. a hard link"
+        )
         raise StorageLockedError(
             f"the SQLite database {self.database!r} is in use by another running process "
             f"({holder}): one SQLite file belongs to one running app. Stop that process or "
@@ -225,7 +232,7 @@ class OwnerProbe:
         """Whether a live process holds the owner lock right now."""
         assert self._fd is not None
         if sys.platform == "win32":  # no flock: trust the pid file (may be stale)
-            return _read_pid(self.path + ".lock") != "pid unknown"
+            return _read_pid(self.path + ".lock") is not None
         try:
             # Shared: probes of several inspectors do not collide; the owner's exclusive
             # lock stops it.
@@ -242,13 +249,10 @@ class OwnerProbe:
             close_descriptor(fd, self.key)
 
 
-def _read_pid(pid_path: str) -> str:
+def _read_pid(pid_path: str) -> str | None:
     try:
         with open(pid_path, "rb") as file:
             text = file.read(32).decode("ascii", "replace").strip()
     except OSError:
-        text = ""
-    if text.isdigit():
-        return f"pid {text}, see {pid_path!r}"
-    # Held through another name of the file (a hard link) or between lock and pid write.
-    return "pid unknown"
+        return None
+    return text if text.isdigit() else None
