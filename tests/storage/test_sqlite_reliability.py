@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from jobify.exceptions import StorageError, StorageLockedError
-from jobify.storage import JobRecord, SQLiteStorage
+from jobify.storage import JobRecord, SQLiteStorage, filelock
 from jobify.storage.base import CommandAction, HistoryQuery, RunRecord
 from jobify.storage.sqlite_connection import retrying
 
@@ -164,6 +164,20 @@ async def test_writes_after_the_file_was_replaced_fail_loudly(
         await storage.save(record("b"))
 
 
+async def test_a_path_deleted_while_a_hard_link_keeps_the_file_is_noticed(
+    storage: SQLiteStorage, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The file stays reachable (nothing is lost yet), so the path itself is looked at only
+    # once a second; here at every commit.
+    monkeypatch.setattr(filelock, "_PATH_CHECK_INTERVAL", 0.0)
+    db = tmp_path / "jobs.db"
+    await storage.save(record("a"))
+    os.link(db, tmp_path / "kept.db")
+    db.unlink()
+    with pytest.raises(StorageError, match="was deleted"):
+        await storage.save(record("b"))
+
+
 # -- one owner per file, whatever its name ----------------------------------------------------
 
 
@@ -180,8 +194,9 @@ async def test_a_symlink_or_a_hard_link_does_not_give_a_second_owner(tmp_path: P
 
         hard_link = tmp_path / "hard.db"
         os.link(db, hard_link)
-        with pytest.raises(StorageLockedError, match="in use by another running process"):
+        with pytest.raises(StorageLockedError, match="in use by another running process") as caught:
             await SQLiteStorage(hard_link).startup()
+        assert "hard link" in str(caught.value)
     finally:
         assert await stop_owner(owner) == 0
     storage = SQLiteStorage(tmp_path / "hard.db")  # released: any name works again

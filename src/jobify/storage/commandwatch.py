@@ -125,7 +125,7 @@ class CommandWatcher:
             try:
                 self._start_inotify()
                 return
-            except OSError as exc:
+            except (OSError, NotImplementedError) as exc:  # the latter: no loop.add_reader
                 logger.debug("checking %s once a second: %s", self.path, exc)
         self._signature = _signature(self.path)
         self.mode = "poll"
