@@ -2,7 +2,11 @@
 
 (a) a gather of 5,000 ``save`` then a gather of 5,000 ``delete``: write ops per second;
 (b) sequential ``await save()``: microseconds per write;
-(c) ``load()`` of 10,000 and of 100,000 records: seconds.
+(c) ``load()`` of 10,000 and of 100,000 records: seconds;
+(d) inspection reads on 100,000 records: ``query_jobs`` first page and page 500 (of 100),
+    unfiltered and filtered by task or status, and ``job_counts``: milliseconds per call;
+(e) the cost of run history: a gather of 5,000 ``save`` each with a ``record_run_soon``
+    (as the core records a finished run), against (a).
 
 The app-level targets (issue 4) are 12,000 durable push+completion per second, 200 µs per
 sequential durable push and a 2 s restore of 100,000 jobs; the storage aims below leave the
@@ -19,9 +23,11 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from functools import partial
 from pathlib import Path
 
 from jobify.storage import JobRecord, SQLiteStorage
+from jobify.storage.base import JobQuery, RunRecord
 
 RUNS = 5
 ARGUMENTS = b'{"args": [42, "report.pdf"], "kwargs": {"user_id": 1234, "notify": true}}'
@@ -61,6 +67,78 @@ async def sequential_save(storage: SQLiteStorage, n: int = 2000) -> float:
     return (time.perf_counter() - started) / n * 1e6
 
 
+async def save_with_runs_then_delete(storage: SQLiteStorage, n: int = 5000) -> float:
+    batch = records(n)
+    now = time.time()
+    started = time.perf_counter()
+
+    async def save_and_record(record: JobRecord) -> None:
+        await storage.save(record)
+        storage.record_run_soon(
+            RunRecord(record.job_id, record.task_name, now, now, now, "success", worker="h:1")
+        )
+
+    await asyncio.gather(*(save_and_record(r) for r in batch))
+    await asyncio.gather(*(storage.delete(r.job_id) for r in batch))
+    return 2 * n / (time.perf_counter() - started)
+
+
+INSPECTION_QUERIES = {
+    "query_jobs page 1": JobQuery(),
+    "query_jobs page 500": JobQuery(offset=49_900),
+    "query_jobs page 1, by task": JobQuery(task_name="reports:weekly"),
+    "query_jobs page 500, by task": JobQuery(task_name="reports:weekly", offset=49_900),
+    "query_jobs page 1, by a rare task": JobQuery(task_name="rare"),
+    "query_jobs page 500, status scheduled": JobQuery(status="scheduled", offset=49_900),
+    "query_jobs page 1, status paused": JobQuery(status="paused"),
+}
+# Worst cases: a rare task's page walks the whole covering index (no task index: it would
+# cost every write), and counting walks it too.
+INSPECTION_AIMS = {
+    "query_jobs page 500, by task": 15.0,
+    "query_jobs page 1, by a rare task": 15.0,
+    "job_counts": 60.0,
+}
+
+
+def task_of(i: int) -> str:
+    return "rare" if i % 10_000 == 5 else ("reports:weekly", "mail:send")[i % 2]
+
+
+async def inspection_times(directory: Path, n: int = 100_000) -> dict[str, float]:
+    """Milliseconds per call (median of 20) of each inspection read on ``n`` records."""
+    storage = SQLiteStorage(directory / "inspect.db")
+    await storage.startup()
+    now = time.time()
+    await storage.save_many(
+        [
+            JobRecord(
+                uuid.uuid4().hex,
+                task_of(i),
+                now + i // 3,  # ties in exec_at, broken by job id
+                ARGUMENTS,
+                TRIGGER,
+                "paused" if i % 100 == 0 else "scheduled",
+            )
+            for i in range(n)
+        ]
+    )
+    calls = {name: partial(storage.query_jobs, query) for name, query in INSPECTION_QUERIES.items()}
+    calls["job_counts"] = storage.job_counts
+    times = {}
+    for name, call in calls.items():
+        result = await call()
+        assert result, name
+        samples = []
+        for _ in range(20):
+            started = time.perf_counter()
+            await call()
+            samples.append(time.perf_counter() - started)
+        times[name] = statistics.median(samples) * 1e3
+    await storage.shutdown()
+    return times
+
+
 async def load_times(directory: Path, n: int) -> list[float]:
     db = directory / f"load-{n}.db"
     storage = SQLiteStorage(db)
@@ -93,6 +171,15 @@ async def main() -> int:
                 statistics.median(ops) >= 50_000,
             )
         )
+        with_runs = [await with_storage(directory, save_with_runs_then_delete) for _ in range(RUNS)]
+        rows.append(
+            (
+                "(e) (a) with a run record per save",
+                f"{statistics.median(with_runs):,.0f} ops/s",
+                ">= 50% of (a)",  # a run is one more row: about the cost of a job write
+                statistics.median(with_runs) >= 0.5 * statistics.median(ops),
+            )
+        )
         seq = [await with_storage(directory, sequential_save) for _ in range(RUNS)]
         rows.append(
             (
@@ -111,6 +198,11 @@ async def main() -> int:
                     f"<= {aim} s" if aim else "-",
                     aim is None or median <= aim,
                 )
+            )
+        for name, ms in (await inspection_times(directory)).items():
+            aim = INSPECTION_AIMS.get(name, 5.0)
+            rows.append(
+                (f"(d) {name} (100,000 records)", f"{ms:.2f} ms", f"<= {aim:g} ms", ms <= aim)
             )
         full = SQLiteStorage(directory / "full.db", synchronous="full")
         await full.startup()

@@ -7,8 +7,10 @@ import asyncio
 import pytest
 
 from jobify.exceptions import StorageError
-from jobify.storage import JobRecord, RecordStatus, Storage
+from jobify.storage import JobRecord, RecordStatus, SQLiteStorage, Storage
 from jobify.storage.base import SharedStorage
+
+from .conftest import PERSISTENT
 
 
 def record(
@@ -72,13 +74,15 @@ async def test_integer_exec_at_comes_back_as_float(storage: Storage) -> None:
     assert loaded.exec_at == 1_700_000_000.0
 
 
-async def test_permanently_failed_round_trips(storage: Storage) -> None:
-    failed = record("cron-job", status=RecordStatus.PERMANENTLY_FAILED)
-    await storage.save(failed)
+@pytest.mark.parametrize("status", RecordStatus.ALL)
+async def test_every_status_round_trips(storage: Storage, status: str) -> None:
+    kept = record("cron-job", status=status)
+    await storage.save(kept)
     loaded = await storage.get("cron-job")
-    assert loaded == failed
+    assert loaded == kept
     assert loaded is not None
-    assert loaded.status == RecordStatus.PERMANENTLY_FAILED
+    assert loaded.status == status
+    assert await storage.load() == [kept]
 
 
 async def test_save_many(storage: Storage) -> None:
@@ -175,6 +179,39 @@ async def test_ill_typed_record_is_refused_when_issued(storage: Storage, bad: Jo
     assert await storage.load() == []
 
 
+@pytest.mark.parametrize("bad", [42, None, b"bytes"])
+async def test_ill_typed_job_id_is_refused(storage: Storage, bad: object) -> None:
+    with pytest.raises(TypeError, match="job_id"):
+        await storage.get(bad)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="job_id"):
+        await storage.delete(bad)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="job_id"):
+        storage.delete_soon(bad)  # type: ignore[arg-type]
+
+
+async def test_a_write_that_fails_on_its_own_fails_only_its_caller(storage: Storage) -> None:
+    # A lone surrogate cannot be encoded by any database driver: a poison write.
+    await storage.save(record("stays"))
+    good = [record(f"good-{i:02}") for i in range(20)]
+    outcomes = await asyncio.gather(
+        *(storage.save(r) for r in good[:10]),
+        storage.save(record("\ud800 poison")),
+        storage.delete("stays"),
+        storage.save_many([record("many-1"), record("many-\udfff")]),  # all or none
+        *(storage.save(r) for r in good[10:]),
+        return_exceptions=True,
+    )
+    failed = [i for i, outcome in enumerate(outcomes) if outcome is not None]
+    assert failed == [10, 12]
+    for index in failed:
+        assert isinstance(outcomes[index], StorageError)
+    assert "poison" in str(outcomes[10])
+    assert sorted(await storage.load(), key=lambda r: r.job_id) == good
+    # And the storage goes on working.
+    await storage.save(record("after"))
+    assert await storage.get("after") == record("after")
+
+
 async def test_calls_after_shutdown_raise_storage_error(storage: Storage) -> None:
     await storage.save(record("a"))
     await storage.shutdown()
@@ -197,9 +234,17 @@ async def test_calls_after_shutdown_raise_storage_error(storage: Storage) -> Non
         await storage.flush()
 
 
-async def test_concurrent_shutdowns_both_return(storage: Storage) -> None:
+async def test_concurrent_shutdowns_both_return_after_committing_the_queued_write(
+    storage: Storage, backend: str
+) -> None:
     storage.save_soon(record("a"))
     await asyncio.gather(storage.shutdown(), storage.shutdown())
+    if backend in PERSISTENT:
+        await storage.startup()  # the same store again: the queued write is there
+        assert await storage.load() == [record("a")]
+    else:  # nothing outlives a ":memory:" database: its one commit is the proof
+        assert isinstance(storage, SQLiteStorage)
+        assert storage.commit_count == 1
 
 
 async def test_only_shared_backends_say_shared(storage: Storage) -> None:

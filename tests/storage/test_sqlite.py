@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from jobify.exceptions import SchemaVersionError, StorageError
 from jobify.storage import JobRecord, SQLiteStorage
+from jobify.storage.base import HistoryQuery, JobQuery, RunRecord
 from jobify.storage.sql import sqlite as sql
 
 
@@ -61,10 +64,71 @@ async def test_file_is_in_wal_mode_with_a_versioned_schema(tmp_path: Path) -> No
         ]
         columns = [row[1] for row in conn.execute("PRAGMA table_info(my_jobs)")]
         assert columns == ["job_id", "task_name", "exec_at", "arguments", "trigger", "status"]
-        indexes = [row[1] for row in conn.execute("PRAGMA index_list(my_jobs)")]
-        assert "my_jobs_exec_at" in indexes
+        assert set(indexes(conn, "my_jobs")) >= {
+            "my_jobs_exec_at",
+            "my_jobs_status",
+        }
+        tables = {
+            row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
+        assert {"my_jobs_runs", "my_jobs_tasks", "my_jobs_commands"} <= tables
     conn.close()
     await storage.shutdown()
+
+
+def indexes(conn: sqlite3.Connection, table: str) -> list[str]:
+    return [row[1] for row in conn.execute(f"PRAGMA index_list({table})")]
+
+
+V1_ROWS = [
+    ("a", "reports:weekly", 10.0, b"args-a", b"trigger", "scheduled"),
+    ("b", "mail:send", 5.0, b"args-b", b"trigger", "permanently_failed"),
+    ("odd", "mail:send", "not a time", b"x", b"y", "scheduled"),  # undecodable, kept
+]
+
+
+def build_v1_file(db: Path, rows: Sequence[tuple[object, ...]]) -> None:
+    """A file exactly as jobify's schema version 1 wrote it."""
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(sql.CREATE_META)
+        for statement in sql.MIGRATIONS[0]:
+            conn.execute(statement.format(table="jobify_schedules"))
+        conn.execute(sql.SET_VERSION, ("jobify_schedules", 1))
+        conn.executemany("INSERT INTO jobify_schedules VALUES (?, ?, ?, ?, ?, ?)", rows)
+    conn.close()
+
+
+async def test_a_v1_file_is_migrated_to_v2_with_its_records_intact(tmp_path: Path) -> None:
+    db = tmp_path / "jobs.db"
+    build_v1_file(db, V1_ROWS)
+    storage = await started(db)
+    expected = [JobRecord(*row) for row in V1_ROWS[:2]]  # type: ignore[arg-type]
+    assert sorted(await storage.load(), key=lambda r: r.job_id) == expected
+    assert await storage.query_jobs(JobQuery()) == [expected[1], expected[0]]
+    assert await storage.job_counts() == {
+        ("reports:weekly", "scheduled"): 1,
+        ("mail:send", "permanently_failed"): 1,
+        ("mail:send", "scheduled"): 1,  # counted, though it does not decode
+    }
+    assert await storage.query_history(HistoryQuery()) == []
+    assert await storage.load_tasks() == []
+    storage.record_run_soon(RunRecord("a", "reports:weekly", 1.0, 2.0, 3.0, "success"))
+    await storage.save(record("c"))
+    assert len(await storage.query_history(HistoryQuery())) == 1
+    await storage.shutdown()
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT schema_version FROM jobify_meta").fetchone() == (2,)
+        assert conn.execute("SELECT count(*) FROM jobify_schedules").fetchone() == (4,)
+        assert set(indexes(conn, "jobify_schedules")) >= {
+            "jobify_schedules_exec_at",
+            "jobify_schedules_status",
+        }
+        exec_at_columns = [
+            r[2] for r in conn.execute("PRAGMA index_info(jobify_schedules_exec_at)")
+        ]
+        assert exec_at_columns == ["exec_at", "job_id", "status", "task_name"]
+    conn.close()
 
 
 async def test_two_tables_in_one_file_are_independent(tmp_path: Path) -> None:
@@ -97,7 +161,7 @@ async def test_newer_schema_is_refused_and_the_file_left_untouched(tmp_path: Pat
     assert db.read_bytes() == before
 
 
-async def test_older_schema_is_migrated_step_by_step(
+async def test_a_later_step_is_applied_on_top(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     db = tmp_path / "jobs.db"
@@ -105,15 +169,15 @@ async def test_older_schema_is_migrated_step_by_step(
     await storage.save(record("kept"))
     await storage.shutdown()
 
-    # A v2 is one more step in MIGRATIONS.
-    v2 = (*sql.MIGRATIONS, ("ALTER TABLE {table} ADD COLUMN note TEXT",))
-    monkeypatch.setattr(sql, "MIGRATIONS", v2)
-    monkeypatch.setattr(sql, "SCHEMA_VERSION", 2)
+    # A v3 is one more step in MIGRATIONS.
+    v3 = (*sql.MIGRATIONS, ("ALTER TABLE {table} ADD COLUMN note TEXT",))
+    monkeypatch.setattr(sql, "MIGRATIONS", v3)
+    monkeypatch.setattr(sql, "SCHEMA_VERSION", 3)
     upgraded = await started(db)
     assert await upgraded.load() == [record("kept")]
     await upgraded.shutdown()
     with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT schema_version FROM jobify_meta").fetchone() == (2,)
+        assert conn.execute("SELECT schema_version FROM jobify_meta").fetchone() == (3,)
         assert "note" in [row[1] for row in conn.execute("PRAGMA table_info(jobify_schedules)")]
     conn.close()
 
@@ -207,8 +271,8 @@ async def test_writes_issued_during_a_commit_go_into_the_next_one(tmp_path: Path
 async def test_synchronous_full(tmp_path: Path) -> None:
     db = tmp_path / "jobs.db"
     storage = await started(db, synchronous="full")
-    level = await storage._thread_().call(
-        lambda: storage._connection().execute("PRAGMA synchronous").fetchone()[0]
+    level = await storage._run_on_connection(
+        lambda conn: conn.execute("PRAGMA synchronous").fetchone()[0]
     )
     assert level == 2  # FULL
     await storage.save(record("a"))
@@ -239,8 +303,34 @@ def test_table_name_must_be_a_plain_identifier(name: str) -> None:
 def test_bad_options_are_refused() -> None:
     with pytest.raises(ValueError, match="synchronous"):
         SQLiteStorage(":memory:", synchronous="off")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="timeout"):
-        SQLiteStorage(":memory:", timeout=-1)
+    with pytest.raises(TypeError, match="database"):
+        SQLiteStorage(b"jobs.db")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="database"):
+        SQLiteStorage(None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("timeout", "error"),
+    [
+        (-1, ValueError),
+        (math.nan, ValueError),
+        (math.inf, ValueError),
+        (-math.inf, ValueError),
+        ("20", TypeError),
+        (None, TypeError),
+        (True, TypeError),
+    ],
+)
+def test_a_timeout_that_is_not_a_finite_number_of_seconds_is_refused(
+    timeout: object, error: type[Exception]
+) -> None:
+    with pytest.raises(error, match="timeout"):
+        SQLiteStorage(":memory:", timeout=timeout)  # type: ignore[arg-type]
+
+
+def test_integer_and_zero_timeouts_are_fine() -> None:
+    assert SQLiteStorage(":memory:", timeout=0).timeout == 0.0
+    assert SQLiteStorage(":memory:", timeout=5).timeout == 5.0
 
 
 async def test_startup_twice_is_an_error(tmp_path: Path) -> None:
@@ -252,6 +342,6 @@ async def test_startup_twice_is_an_error(tmp_path: Path) -> None:
 
 async def test_missing_directory_is_a_clear_error(tmp_path: Path) -> None:
     db = tmp_path / "no" / "such" / "dir" / "jobs.db"
-    with pytest.raises(StorageError, match="lock file") as caught:
+    with pytest.raises(StorageError, match="directory must exist") as caught:
         await started(db)
     assert str(db) in str(caught.value)

@@ -18,21 +18,7 @@ import pytest
 from jobify.exceptions import StorageError, StorageLockedError
 from jobify.storage import JobRecord, SQLiteStorage
 
-# Holds the storage open until its stdin closes; says "ready" once it owns the file.
-HOLDER = """
-import asyncio, sys
-from jobify.storage import SQLiteStorage
-
-async def main():
-    storage = SQLiteStorage(sys.argv[1])
-    await storage.startup()
-    print("ready", flush=True)
-    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
-    await storage.shutdown()
-
-asyncio.run(main())
-"""
-
+from .owners import start_owner
 
 # Saves records one after the other, concurrently in groups, printing each id once saved.
 WRITER = """
@@ -63,17 +49,7 @@ def record(job_id: str) -> JobRecord:
 @pytest.fixture
 async def holder(tmp_path: Path) -> AsyncIterator[asyncio.subprocess.Process]:
     """Another process that owns ``tmp_path / "jobs.db"``."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        HOLDER,
-        str(tmp_path / "jobs.db"),
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-    )
-    assert process.stdout is not None
-    line = await asyncio.wait_for(process.stdout.readline(), timeout=30)
-    assert line == b"ready\n"
+    process, _ = await start_owner(tmp_path / "jobs.db")
     try:
         yield process
     finally:

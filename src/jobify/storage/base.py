@@ -302,7 +302,8 @@ class Storage(abc.ABC):
     async def query_jobs(self, query: JobQuery) -> list[JobRecord]:
         """Records matching ``query``, ordered by ``(exec_at, job_id)``, one page of them.
 
-        Must stay fast on 100,000 records (indexes on ``exec_at``, task and status)."""
+        Must stay fast on 100,000 records (an index in that order that also serves the task
+        and status filters, so that even a deep page is found walking the index alone)."""
 
     @abc.abstractmethod
     async def job_counts(self) -> dict[tuple[str, str], int]:
@@ -342,7 +343,10 @@ class Storage(abc.ABC):
     def record_run_soon(self, run: RunRecord) -> None:
         """Queue a run record into the next group commit without waiting for it.
 
-        Rides along with the job writes of the same batch (no transaction of its own)."""
+        Rides along with the job writes of the same batch (no transaction of its own).
+        ``TypeError``/``ValueError`` for an ill-formed record (a non-finite ``finished_at``,
+        ``attempts < 1``). Its text is untrusted: what the store cannot hold (a lone
+        surrogate) is stored escaped (``\\udXXX``), never refused."""
 
     @abc.abstractmethod
     async def prune_history(self, *, before: float, keep: int) -> int:

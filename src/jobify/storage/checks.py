@@ -69,6 +69,22 @@ def check_run(run: RunRecord) -> None:
     :class:`RunRecord` (its free text may hold anything; see :func:`clean_text`)."""
     if type(run) is not RunRecord:
         raise TypeError(f"expected a RunRecord, got {type(run).__name__}")
+    if (  # the common shape, checked fast (this runs on the loop for every finished run)
+        type(run.job_id) is str
+        and type(run.task_name) is str
+        and type(run.outcome) is str
+        and type(run.finished_at) is float
+        and type(run.started_at) is float
+        and type(run.scheduled_at) is float
+        and type(run.attempts) is int
+        and run.error_type is None
+        and run.error_message is None
+        and run.traceback is None
+        and (run.worker is None or type(run.worker) is str)
+        and run.attempts >= 1
+        and -math.inf < run.finished_at < math.inf
+    ):
+        return
     if not (
         isinstance(run.job_id, str)
         and isinstance(run.task_name, str)

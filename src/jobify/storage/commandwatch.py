@@ -33,15 +33,16 @@ soon after a first may leave it unchanged, so the poller wakes again for that lo
 # From <sys/inotify.h>.
 _IN_MODIFY, _IN_ATTRIB, _IN_CLOSE_WRITE = 0x2, 0x4, 0x8
 _IN_DELETE_SELF, _IN_MOVE_SELF, _IN_IGNORED = 0x400, 0x800, 0x8000
-_IN_NONBLOCK, _IN_CLOEXEC = os.O_NONBLOCK, 0o2000000
+_IN_NONBLOCK, _IN_CLOEXEC = 0o4000, 0o2000000  # O_NONBLOCK, O_CLOEXEC on Linux
 _MASK = _IN_MODIFY | _IN_ATTRIB | _IN_CLOSE_WRITE | _IN_DELETE_SELF | _IN_MOVE_SELF
 _LOST = _IN_DELETE_SELF | _IN_MOVE_SELF | _IN_IGNORED  # the watched inode left the path
 _EVENT = struct.Struct("iIII")  # wd, mask, cookie, len (then len bytes of name)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)  # absent on Windows
 
 
 def touch(path: str) -> None:
     """Inspector side: mark the sidecar changed (created if absent), waking the owner."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | _CLOEXEC, 0o666)
     try:
         os.utime(fd if os.utime in os.supports_fd else path)
     finally:
@@ -49,7 +50,7 @@ def touch(path: str) -> None:
 
 
 def _ensure(path: str) -> None:
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o666))
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | _CLOEXEC, 0o666))
 
 
 class _Inotify:
@@ -124,7 +125,7 @@ class CommandWatcher:
             try:
                 self._start_inotify()
                 return
-            except OSError as exc:
+            except (OSError, NotImplementedError) as exc:  # the latter: no loop.add_reader
                 logger.debug("checking %s once a second: %s", self.path, exc)
         self._signature = _signature(self.path)
         self.mode = "poll"

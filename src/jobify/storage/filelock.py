@@ -19,6 +19,7 @@ import os
 import sys
 import threading
 import time
+from typing import NoReturn
 
 from jobify.exceptions import StorageError, StorageLockedError
 
@@ -36,6 +37,11 @@ __all__ = [
 
 FileKey = tuple[int, int]
 """A file's identity: ``(st_dev, st_ino)``."""
+
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)  # absent on Windows
+
+_PATH_CHECK_INTERVAL = 1.0
+"""Seconds between two looks at what the database path names (see OwnerLock.check_file)."""
 
 _LOCK_RETRY = 0.05
 """Seconds a blocked owner keeps trying: an inspector's probe holds the lock for
@@ -95,11 +101,12 @@ class OwnerLock:
         self.pid_path = path + ".lock"
         self.key: FileKey | None = None
         self._fd: int | None = None
+        self._next_path_check = 0.0
 
     def acquire(self) -> None:
         """Take the lock or raise :class:`StorageLockedError` naming the holder's pid."""
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | _CLOEXEC, 0o644)
         except OSError as exc:
             raise StorageError(
                 f"cannot open or create the SQLite database {self.database!r}: "
@@ -135,7 +142,14 @@ class OwnerLock:
                 time.sleep(0.005)
             except OSError as exc:
                 raise StorageError(f"cannot lock {self.database!r}: {exc.strerror}") from exc
-        holder = _read_pid(self.pid_path)
+        pid = _read_pid(self.pid_path)
+        # No pid: the holder opened the file under another name (a hard link), or is
+        # between taking the lock and writing its pid.
+        holder = (
+            f"pid {pid}, see {self.pid_path!r}"
+            if pid
+            else "pid unknown: it may have opened the file under another name, e.g. a hard link"
+        )
         raise StorageLockedError(
             f"the SQLite database {self.database!r} is in use by another running process "
             f"({holder}): one SQLite file belongs to one running app. Stop that process or "
@@ -143,11 +157,11 @@ class OwnerLock:
         )
 
     def _write_pid(self, text: str) -> None:
-        fd = os.open(self.pid_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = os.open(self.pid_path, os.O_RDWR | os.O_CREAT | _CLOEXEC, 0o644)
         try:
             os.ftruncate(fd, 0)
             if text:
-                os.pwrite(fd, text.encode(), 0)
+                os.write(fd, text.encode())
         finally:
             os.close(fd)
 
@@ -170,17 +184,31 @@ class OwnerLock:
 
     def check_file(self) -> None:
         """Raise :class:`StorageError` unless ``path`` still names the locked file: writes
-        into a file deleted or replaced under us would be lost without a word."""
+        into a file deleted or replaced under us would be lost without a word.
+
+        Called before every commit, so it is cheap: the link count of the open file (0 once
+        it was deleted, or replaced by a rename, and so is out of every directory), plus,
+        at most once a second, a look at what ``path`` names now (it only differs while the
+        file is still reachable through another hard link: nothing is lost meanwhile).
+        """
+        assert self._fd is not None
+        now = time.monotonic()
+        if os.fstat(self._fd).st_nlink != 0 and now < self._next_path_check:
+            return
+        self._next_path_check = now + _PATH_CHECK_INTERVAL
         try:
             info = os.stat(self.path)
         except FileNotFoundError:
-            problem = "was deleted"
+            self._refuse("was deleted")
         except OSError as exc:
-            problem = f"cannot be checked ({exc.strerror})"
-        else:
-            if (info.st_dev, info.st_ino) == self.key:
-                return
-            problem = "was replaced by another file"
+            self._refuse(f"cannot be checked ({exc.strerror})")
+        if (info.st_dev, info.st_ino) != self.key:
+            self._refuse("was replaced by another file")
+        if os.fstat(self._fd).st_nlink == 0:  # unlinked by some other name, then re-linked?
+            self._refuse("was deleted")
+
+    def _refuse(self, problem: str) -> NoReturn:
+        self._next_path_check = 0.0  # and look again at the next commit
         raise StorageError(
             f"the SQLite database {self.database!r} {problem} while this app was running on "
             "it: writes are refused rather than lost in a file nobody can open again. Restore "
@@ -197,14 +225,14 @@ class OwnerProbe:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._fd: int | None = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        self._fd: int | None = os.open(path, os.O_RDONLY | _CLOEXEC)
         self.key = _key(self._fd)
 
     def owner_running(self) -> bool:
         """Whether a live process holds the owner lock right now."""
         assert self._fd is not None
         if sys.platform == "win32":  # no flock: trust the pid file (may be stale)
-            return _read_pid(self.path + ".lock") != "pid unknown"
+            return _read_pid(self.path + ".lock") is not None
         try:
             # Shared: probes of several inspectors do not collide; the owner's exclusive
             # lock stops it.
@@ -221,13 +249,10 @@ class OwnerProbe:
             close_descriptor(fd, self.key)
 
 
-def _read_pid(pid_path: str) -> str:
+def _read_pid(pid_path: str) -> str | None:
     try:
         with open(pid_path, "rb") as file:
             text = file.read(32).decode("ascii", "replace").strip()
     except OSError:
-        text = ""
-    if text.isdigit():
-        return f"pid {text}, see {pid_path!r}"
-    # Held through another name of the file (a hard link) or between lock and pid write.
-    return "pid unknown"
+        return None
+    return text if text.isdigit() else None

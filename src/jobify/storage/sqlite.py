@@ -8,7 +8,8 @@ Writes are group-committed (see :mod:`jobify.storage.sqlite_commit`): many concu
 writes share one transaction, and a write that fails on its own values fails only its
 caller. Reads are in :mod:`jobify.storage.sqlite_reads`; opening and error mapping in
 :mod:`jobify.storage.sqlite_connection`; ownership in :mod:`jobify.storage.filelock`;
-waking the owner for an inspector's command in :mod:`jobify.storage.commandwatch`.
+waking the owner for an inspector's command in :mod:`jobify.storage.commandwatch`; what
+the worker thread holds for one open store in :mod:`jobify.storage.sqlite_session`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from jobify.exceptions import StorageError
 from jobify.storage.base import (
@@ -47,14 +48,7 @@ from jobify.storage.checks import (
     check_run,
     check_tasks,
 )
-from jobify.storage.commandwatch import CommandWatcher, touch
-from jobify.storage.filelock import (
-    FileKey,
-    OwnerLock,
-    OwnerProbe,
-    connection_closed,
-    connection_opened,
-)
+from jobify.storage.commandwatch import CommandWatcher
 from jobify.storage.sql import sqlite as sql
 from jobify.storage.sqlite_commit import (
     COMMAND,
@@ -65,27 +59,18 @@ from jobify.storage.sqlite_commit import (
     SAVE,
     SAVE_MANY,
     TASKS,
-    BatchWriter,
     GroupCommit,
-    Unit,
 )
-from jobify.storage.sqlite_connection import (
-    map_error,
-    open_command_writer,
-    open_connection,
-    open_reader,
-    retrying,
-    transaction,
-)
+from jobify.storage.sqlite_connection import map_error
 from jobify.storage.sqlite_reads import Reader
+from jobify.storage.sqlite_session import Session
 from jobify.storage.workerthread import WorkerThread
 
 __all__ = ["SQLiteStorage"]
 
 _MEMORY = ":memory:"
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-WAKE_SUFFIX = ".wake"
-"""The sidecar file an inspector touches to wake the owner (next to the database)."""
+T = TypeVar("T")
 
 
 class SQLiteStorage(Storage, CommandChannel):
@@ -170,15 +155,8 @@ class SQLiteStorage(Storage, CommandChannel):
         self._closed: asyncio.Future[None] | None = None
         self._watcher: CommandWatcher | None = None
         self._on_command: Callable[[], None] | None = None
-        # Touched only by the worker thread:
-        self._path = self.database  # resolved at open
-        self._key: FileKey | None = None
-        self._conn: sqlite3.Connection | None = None
-        self._command_conn: sqlite3.Connection | None = None
-        self._lock: OwnerLock | None = None
-        self._probe: OwnerProbe | None = None
-        self._writer: BatchWriter | None = None
-        self._reader: Reader | None = None
+        # Its blocking methods run in the worker thread (the probe of owner_running excepted).
+        self._session: Session | None = None
 
     def __repr__(self) -> str:
         return f"SQLiteStorage({self.database!r}, table_name={self.table_name!r})"
@@ -186,7 +164,8 @@ class SQLiteStorage(Storage, CommandChannel):
     @property
     def commit_count(self) -> int:
         """How many write transactions were committed so far (for tests and monitoring)."""
-        return 0 if self._writer is None else self._writer.commits
+        writer = None if self._session is None else self._session.writer
+        return 0 if writer is None else writer.commits
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -199,8 +178,8 @@ class SQLiteStorage(Storage, CommandChannel):
         schema is newer than this code, and :class:`~jobify.exceptions.StorageError` when the
         file is read-only, corrupt, not a database or stays locked longer than ``timeout``.
         """
-        await self._open("owner", self._open_owner_sync)
-        self._commit = GroupCommit(self._loop_(), self._thread_(), self._commit_sync, self.database)
+        session = await self._open("owner", Session.open_owner)
+        self._commit = GroupCommit(self._loop_(), self._thread_(), session.commit, self.database)
 
     async def open_inspection(self) -> None:
         """Open the file for reading without taking the owner lock (an app may run on it).
@@ -210,14 +189,16 @@ class SQLiteStorage(Storage, CommandChannel):
         :class:`~jobify.exceptions.SchemaVersionError` when its schema is newer than this
         code. Nothing is created or migrated.
         """
-        if self._memory:
+        if self._memory and self._state in ("new", "closed"):
             raise StorageError(
                 "a ':memory:' SQLite database lives inside its owner's connection: it cannot "
                 "be inspected (use a file)"
             )
-        await self._open("inspector", self._open_inspector_sync)
+        await self._open("inspector", Session.open_inspector)
 
-    async def _open(self, mode: Literal["owner", "inspector"], work: Callable[[], None]) -> None:
+    async def _open(
+        self, mode: Literal["owner", "inspector"], open_: Callable[[Session], None]
+    ) -> Session:
         if self._state not in ("new", "closed"):
             raise StorageError(f"{self!r} is already started")
         self._state = "starting"
@@ -225,20 +206,29 @@ class SQLiteStorage(Storage, CommandChannel):
         thread = WorkerThread(
             f"jobify-sqlite:{Path(self.database).name}", self._loop, self._map_error
         )
+        session = Session(
+            self.database,
+            self.table_name,
+            self._queries,
+            timeout=self.timeout,
+            synchronous=self.synchronous,
+        )
         try:
-            await thread.call(work)
+            await thread.call(partial(open_, session))
         except BaseException:
             # Also reached on cancellation while the open is still running in the thread:
             # queue the close behind it and let the thread end on its own, without blocking
             # the loop on a join (the open may be waiting out a busy database).
-            thread.submit(self._close_sync, _ignore)
+            thread.submit(session.close, _ignore)
             thread.stop(wait=False)
             self._state = "new"
             raise
         self._thread = thread
+        self._session = session
         self._mode = mode
         self._closed = None
         self._state = "running"
+        return session
 
     async def shutdown(self) -> None:
         """Commit every queued write, close the file and release it. Idempotent.
@@ -265,7 +255,7 @@ class SQLiteStorage(Storage, CommandChannel):
                     failure = failure or exc
         finally:
             try:
-                await self._thread_().call(self._close_sync)
+                await self._thread_().call(self._session_().close)
             finally:
                 self._thread_().stop()
                 self._thread = None
@@ -313,7 +303,8 @@ class SQLiteStorage(Storage, CommandChannel):
     async def _read(self, work: Callable[[Reader], Any]) -> Any:
         if self._state != "running":
             raise self._refusal()
-        return await self._thread_().call(lambda: work(self._reader_()))
+        session = self._session_()
+        return await self._thread_().call(lambda: work(session.reader))
 
     # -- writes ---------------------------------------------------------------------------
 
@@ -377,8 +368,8 @@ class SQLiteStorage(Storage, CommandChannel):
             raise self._refusal()
         if self._mode == "owner":
             return True
-        assert self._probe is not None
-        return self._probe.owner_running()
+        # Two non-blocking flock calls: cheap enough for the loop.
+        return self._session_().owner_running()
 
     async def send_command(self, job_id: str, action: str) -> int:
         """Queue a command for the owning app and wake it; return its id.
@@ -392,9 +383,11 @@ class SQLiteStorage(Storage, CommandChannel):
             raise self._refusal()
         payload = (str(job_id), action, time.time())
         if self._mode == "inspector":
-            return await self._thread_().call(partial(self._send_sync, payload))  # type: ignore[no-any-return]
+            session = self._session_()
+            return await self._thread_().call(partial(session.send_command, payload))  # type: ignore[no-any-return]
         command_id: int = await self._owner("send_command()").write(COMMAND, payload)
-        self._loop_().call_soon(self._wake)
+        if self._on_command is not None:
+            self._loop_().call_soon(self._wake)
         return command_id
 
     async def command_result(self, command_id: int) -> str | None:
@@ -423,9 +416,10 @@ class SQLiteStorage(Storage, CommandChannel):
             self._stop_watching()
             return
         self._on_command = callback
+        session = self._session_()
         if self._watcher is None and not self._memory:
             watcher = CommandWatcher(
-                self._path + WAKE_SUFFIX, self._loop_(), self._wake, use_inotify=self._use_inotify
+                session.wake_path, self._loop_(), self._wake, use_inotify=self._use_inotify
             )
             try:
                 watcher.start()
@@ -436,7 +430,7 @@ class SQLiteStorage(Storage, CommandChannel):
                 ) from exc
             self._watcher = watcher
         # After the watch is in place, so that a command sent in between is not missed.
-        self._thread_().submit(lambda: self._reader_().any_pending_command(), self._pending_checked)
+        self._thread_().submit(lambda: session.reader.any_pending_command(), self._pending_checked)
 
     @property
     def watch_mode(self) -> Literal["inotify", "poll", "stopped"]:
@@ -469,6 +463,10 @@ class SQLiteStorage(Storage, CommandChannel):
         assert self._thread is not None
         return self._thread
 
+    def _session_(self) -> Session:
+        assert self._session is not None
+        return self._session
+
     def _owner(self, what: str) -> GroupCommit:
         """The group commit, if this storage is running as the owner; else raise."""
         commit = self._commit
@@ -494,115 +492,13 @@ class SQLiteStorage(Storage, CommandChannel):
             return map_error(exc, self.database, self.timeout)
         return exc
 
-    # Everything below runs in the worker thread only.
-
-    def _reader_(self) -> Reader:
-        if self._reader is None:  # only reachable if a call raced shutdown
-            raise StorageError(f"{self!r} is shut down")
-        return self._reader
-
-    def _commit_sync(self, units: list[Unit]) -> dict[int, object]:
-        if self._writer is None or self._conn is None:  # only if a batch raced shutdown
-            raise StorageError(f"{self!r} is shut down")
-        return self._writer.commit(units)
-
-    def _open_owner_sync(self) -> None:
-        lock: OwnerLock | None = None
-        path = self.database
-        if not self._memory:
-            path = os.path.realpath(self.database)
-            if os.path.exists(path) and not os.access(path, os.W_OK):
-                raise StorageError(
-                    f"the SQLite database {self.database!r} is read-only for this process: "
-                    "make it writable (jobify writes every durable job to it)"
-                )
-            lock = OwnerLock(self.database, path)
-            lock.acquire()
-        try:
-            conn = open_connection(
-                self.database,
-                path,
-                self._queries,
-                self.table_name,
-                timeout=self.timeout,
-                synchronous=self.synchronous,
-            )
-        except BaseException:
-            if lock is not None:
-                lock.release()
-            raise
-        self._path, self._lock, self._conn = path, lock, conn
-        if lock is not None:
-            self._key = lock.key
-            assert self._key is not None
-            connection_opened(self._key)
-        check_file = None if lock is None else lock.check_file
-        self._writer = BatchWriter(conn, self._queries, self.database, self.timeout, check_file)
-        self._reader = Reader(conn, self._queries, self.database, sql.SCHEMA_VERSION)
-
-    def _open_inspector_sync(self) -> None:
-        path = os.path.realpath(self.database)
-        if not os.path.isfile(path):
-            raise StorageError(
-                f"{self.database!r} is not a jobify store: "
-                + ("it is a directory" if os.path.isdir(path) else "no such file")
-            )
-        try:
-            probe = OwnerProbe(path)
-        except OSError as exc:
-            raise StorageError(f"cannot open {self.database!r}: {exc.strerror}") from exc
-        try:
-            conn, version = open_reader(self.database, path, self.table_name, timeout=self.timeout)
-        except BaseException:
-            probe.close()
-            raise
-        self._path, self._probe, self._conn, self._key = path, probe, conn, probe.key
-        connection_opened(probe.key)
-        self._writer = None
-        self._reader = Reader(conn, self._queries, self.database, version)
-
-    def _send_sync(self, payload: tuple[str, str, float]) -> int:
-        self._reader_().require_commands()
-        if self._command_conn is None:
-            self._command_conn = open_command_writer(self._path, timeout=self.timeout)
-            assert self._key is not None
-            connection_opened(self._key)
-        conn = self._command_conn
-        insert = self._queries.insert_command
-
-        def body() -> int:
-            return conn.execute(insert, payload).lastrowid  # type: ignore[return-value]
-
-        command_id = retrying(self.timeout, partial(transaction, conn, body))
-        wake = self._path + WAKE_SUFFIX
-        try:
-            touch(wake)
-        except OSError as exc:
-            raise StorageError(
-                f"command {command_id} is queued in {self.database!r}, but the running app "
-                f"could not be woken: cannot touch {wake!r} ({exc.strerror}); it will apply "
-                "the command when it next starts"
-            ) from exc
-        return command_id
-
-    def _close_sync(self) -> None:
-        key, self._key = self._key, None
-        lock, self._lock = self._lock, None
-        probe, self._probe = self._probe, None
-        conns = [self._command_conn, self._conn]
-        self._command_conn = self._conn = None
-        self._reader = None
-        try:
-            for conn in conns:
-                if conn is not None:
-                    conn.close()
-                    if key is not None:
-                        connection_closed(key)
-        finally:
-            if lock is not None:
-                lock.release()
-            if probe is not None:
-                probe.close()
+    async def _run_on_connection(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` with the main connection in the worker thread (for tests: fault
+        injection and query plans)."""
+        if self._state != "running":
+            raise self._refusal()
+        session = self._session_()
+        return await self._thread_().call(lambda: work(session.conn))  # type: ignore[no-any-return, arg-type]
 
 
 def _ignore(_result: object, _error: BaseException | None) -> None:

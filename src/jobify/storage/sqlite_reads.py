@@ -100,23 +100,13 @@ class Reader:
         return self._records(rows)
 
     def job_counts(self) -> dict[tuple[str, str], int]:
-        """Records per ``(task_name, status)``."""
-        # Both counts from one snapshot: an inspector's owner may commit in between.
-        self.conn.execute(sql.BEGIN)
-        try:
-            totals = dict(self.conn.execute(self.queries.count_per_task).fetchall())
-            others = self.conn.execute(self.queries.count_not_scheduled).fetchall()
-        finally:
-            self.conn.execute(sql.COMMIT)
-        counts: dict[tuple[str, str], int] = {}
-        for task, status, count in others:
-            totals[task] = totals.get(task, 0) - count
-            if type(task) is str and type(status) is str:
-                counts[task, status] = count
-        for task, count in totals.items():
-            if count > 0 and type(task) is str:
-                counts[task, "scheduled"] = count
-        return counts
+        """Records per ``(task_name, status)`` (rows whose task or status is not text are
+        left out)."""
+        return {
+            (task, status): count
+            for task, status, count in self.conn.execute(self.queries.count_jobs)
+            if type(task) is str and type(status) is str
+        }
 
     def _records(self, rows: list[Any]) -> list[JobRecord]:
         # Fast path: check each column's types over all rows in C loops, then build every

@@ -1,0 +1,130 @@
+"""How the ``jobify`` command writes: rich tables for people, JSON for scripts.
+
+Everything read from a store is untrusted text: it is passed through
+:func:`~jobify.inspection.safe_text` (no terminal escape sequences get through) and given to
+rich as ``Text`` (never parsed as markup).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime, time, timedelta
+from enum import Enum
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from jobify.inspection import safe_text
+
+__all__ = [
+    "WIDE",
+    "console",
+    "duration",
+    "jsonable",
+    "print_json",
+    "table",
+    "text",
+    "when",
+]
+
+WIDE = 240
+"""Console width when the output is not a terminal (pipes, files): wide enough that job ids
+and times are never cut or wrapped for the scripts and people who grep them."""
+
+
+def console(*, stderr: bool = False) -> Console:
+    """A console on stdout (or stderr) that never interprets markup in what it prints."""
+    stream = sys.stderr if stderr else sys.stdout
+    tty = stream.isatty()
+    return Console(
+        file=stream,
+        width=None if tty else WIDE,
+        markup=False,
+        emoji=False,
+        highlight=False,
+        soft_wrap=False,
+    )
+
+
+def text(value: object, style: str = "", *, multiline: bool = False) -> Text:
+    """A rich ``Text`` of ``value`` with control characters escaped."""
+    return Text(safe_text(str(value), multiline=multiline), style=style)
+
+
+def table(*columns: str) -> Table:
+    """A plain table with a header row."""
+    grid = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, highlight=False)
+    for name in columns:
+        grid.add_column(name, overflow="fold")
+    return grid
+
+
+def when(value: datetime | None) -> str:
+    """A time as ISO 8601 to the second (UTC times end in +00:00)."""
+    if value is None:
+        return "-"
+    return value.isoformat(timespec="seconds")
+
+
+def duration(seconds: float) -> str:
+    """A short human duration: ``850ms``, ``12.3s``, ``4m05s``, ``2h10m``."""
+    if not math.isfinite(seconds):
+        return "-"
+    sign = "-" if seconds < 0 else ""
+    seconds = abs(seconds)
+    if seconds < 1:
+        return f"{sign}{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{sign}{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{sign}{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{sign}{hours}h{minutes:02d}m"
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` as JSON-ready data: dataclasses as objects, times as ISO 8601 strings,
+    bytes as text when they are UTF-8 (else hex), anything else unknown as its repr."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, Enum):
+        return jsonable(value.value)
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return value.hex()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v) for v in value]
+    return repr(value)
+
+
+def print_json(data: Any) -> None:
+    """Write ``data`` as indented JSON on stdout (ASCII only, so nothing in it can act on a
+    terminal)."""
+    sys.stdout.write(json.dumps(jsonable(data), indent=2, ensure_ascii=True) + "\n")
+
+
+def rows_of(grid: Table, rows: Iterable[Iterable[Text]]) -> Table:
+    """Add every row to ``grid`` and return it."""
+    for row in rows:
+        grid.add_row(*row)
+    return grid
