@@ -34,6 +34,8 @@ INSPECTORS: dict[str, Callable[[Any, Path], Storage]] = {
 """A second handle on the store of ``owner`` (a storage made by ``BACKENDS``)."""
 
 PERSISTENT = {"memory", "sqlite-file", "postgres"}
+SHARED = {"postgres"}
+"""Shared stores: no command channel (they are edited directly, and notify their workers)."""
 """Backends whose records are still there after ``shutdown()`` and ``startup()``."""
 
 

@@ -11,7 +11,13 @@ from jobify.exceptions import StorageError
 from jobify.storage import JobRecord, Storage
 from jobify.storage.base import Command, CommandAction, CommandChannel
 
-from .conftest import Wakes
+from .conftest import SHARED, Wakes
+
+
+@pytest.fixture(autouse=True)
+def _embedded_only(backend: str) -> None:
+    if backend in SHARED:
+        pytest.skip(f"{backend} is a shared store: it is edited directly, it has no commands")
 
 
 def channel(storage: Storage) -> Any:

@@ -19,7 +19,7 @@ from jobify.exceptions import CronExhaustedError, CronParseError
 from jobify.inspection._model import ArgumentsInfo, CronInfo, JobInfo, RunInfo, TaskInfo
 from jobify.serializers.base import Serializer
 from jobify.storage.base import JobRecord, RecordStatus, RunRecord, TaskRecord
-from jobify.triggers import GracePolicy
+from jobify._triggers import GracePolicy
 
 __all__ = [
     "decode_arguments",
@@ -117,7 +117,7 @@ def _cron_info(doc: TriggerDoc) -> CronInfo:
     assert cron is not None
     return CronInfo(
         expression=cron.expression,
-        tz=_zone_name(cron.tz or doc.tz),
+        tz=_zone_name(cron.zone or doc.tz),
         runs=doc.runs,
         failures=doc.failures,
         max_runs=cron.max_runs,
@@ -171,7 +171,7 @@ def next_fires(record: JobRecord, count: int, now: float) -> tuple[datetime, ...
         count = min(count, cron.max_runs - doc.runs)
     if count < 1:
         return ()
-    tz = cron.tz or doc.tz or UTC
+    tz = cron.zone or doc.tz or UTC
     fires: list[datetime] = []
     try:
         parser = create_crontab(cron.expression)
