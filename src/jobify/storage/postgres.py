@@ -577,6 +577,7 @@ class PostgresStorage(PostgresReads, SharedStorage):
         return how many were deleted."""
         check_prune(before, keep)
         self._check(owner=True)
+        await self._commit_().drain()  # it applies to the runs queued before it
         count = await self._run(
             "fetchval",
             sql.PRUNE_HISTORY,
