@@ -167,7 +167,9 @@ async def flaky() -> None:
         "0 9 * * MON-FRI",
         max_runs=10,
         max_failures=3,
-        misfire_policy=MisfirePolicy.GRACE(timedelta(minutes=5)),
+        # Library defect, to be fixed in jobify._triggers (then mypy reports this ignore as
+        # unused and the test fails until it is removed): see test_call_shapes.py.
+        misfire_policy=MisfirePolicy.GRACE(timedelta(minutes=5)),  # type: ignore[operator]
         start_date=datetime(2030, 1, 1, tzinfo=UTC),
         tz="America/New_York",
     )
@@ -194,7 +196,7 @@ async def introspect(
     return n
 
 
-policy: GracePolicy = MisfirePolicy.GRACE(timedelta(seconds=30))
+policy: GracePolicy = MisfirePolicy.GRACE(timedelta(seconds=30))  # type: ignore[operator]
 policies: list[MisfirePolicy | GracePolicy] = [
     MisfirePolicy.ALL,
     MisfirePolicy.SKIP,
