@@ -196,8 +196,7 @@ def test_no_file_refers_to_a_path_outside_the_repository() -> None:
             text = path.read_text()
         except (UnicodeDecodeError, OSError):
             continue
-        for pattern in OUTSIDE:
-            for number, line in enumerate(text.splitlines(), 1):
-                if pattern in line:
-                    offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+        for number, line in enumerate(text.splitlines(), 1):
+            if any(pattern in line for pattern in OUTSIDE):
+                offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
     assert not offenders, "users only have the repository:\n" + "\n".join(offenders)
