@@ -177,13 +177,25 @@ OUTSIDE = [
 
 
 def repository_files() -> list[Path]:
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\0")
+    """The repository's files: tracked or not ignored (every file outside hidden folders and
+    build/tool caches when this is not a git checkout)."""
+    try:
+        listed = subprocess.run(
+            ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split("\0")
+    except (OSError, subprocess.CalledProcessError):
+        return [
+            p
+            for p in ROOT.rglob("*")
+            if p.is_file()
+            and not any(
+                part.startswith(".") or part == "__pycache__" for part in p.relative_to(ROOT).parts
+            )
+        ]
     return [ROOT / name for name in listed if name and (ROOT / name).is_file()]
 
 
