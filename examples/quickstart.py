@@ -1,21 +1,22 @@
-"""jobify quickstart: push, delay, at, cron with max_runs, retries and a timeout.
+"""jobify quickstart: push, delay, at, a declared cron, retries and a timeout.
 
-Runs on the default storage (a SQLite file, here in a temporary directory so every run starts
-clean) and ends by itself in a few seconds. Run it with ``make run``.
+Runs on the default storage, the SQLite file ``jobify.db`` in the working directory, and ends
+by itself in a few seconds. Run it with ``make run``.
+
+Run it a second time to see persistence at work: the declared cron ``heartbeat`` is limited to
+three runs, and it made them the first time, so it stays finished (its record in jobify.db
+says so). Delete jobify.db to start afresh. If you stop the script half-way (Ctrl-C), the
+jobs still waiting are kept and run at the next start.
 """
 
 from __future__ import annotations
 
 import asyncio
-import tempfile
-from datetime import datetime, timedelta
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
 
-from jobify import Cron, Jobify, JobStatus, SmartRetry
-from jobify.storage import SQLiteStorage
+from jobify import INJECT, Cron, CronContext, Jobify, JobStatus, SmartRetry
 
-workdir = Path(tempfile.mkdtemp(prefix="jobify-quickstart-"))
-app = Jobify(storage=SQLiteStorage(workdir / "jobify.db"))
+app = Jobify()  # storage: ./jobify.db; the app's zone (for naive datetimes): UTC
 
 attempts = {"flaky": 0}
 
@@ -44,10 +45,11 @@ async def slow() -> None:
     await asyncio.sleep(5)
 
 
-@app.task(cron=Cron("* * * * * * *", max_runs=3))
-async def heartbeat() -> str:
-    stamp = datetime.now().strftime("%H:%M:%S")
-    print(f"  heartbeat at {stamp}")
+@app.task(cron=Cron("* * * * * * *", max_runs=3))  # 7 fields: every second; 3 runs in all
+async def heartbeat(cron: CronContext | None = INJECT) -> str:
+    stamp = datetime.now(UTC).strftime("%H:%M:%S")
+    assert cron is not None
+    print(f"  heartbeat {cron.runs + 1}/{cron.cron.max_runs} at {stamp} UTC")
     return stamp
 
 
@@ -59,7 +61,7 @@ async def main() -> None:
         job2 = await add.schedule(2, 3).delay(0.3)
         print("delay 0.3 ->", await job2, job2.status)
 
-        at = datetime.now(app.configs.tz) + timedelta(milliseconds=200)
+        at = datetime.now(UTC) + timedelta(milliseconds=200)  # aware: no zone guessing
         job3 = await greet.schedule("at").at(at)
         print("at        ->", await job3, job3.status)
 
@@ -72,7 +74,11 @@ async def main() -> None:
         print("timeout   ->", job5.status, "-", job5.exception)
         assert job5.status is JobStatus.TIMEOUT
 
-        print("cron      -> every second, max_runs=3:")
+        if app.find_job("heartbeat") is None:
+            print("cron      -> heartbeat made its 3 runs in an earlier run: it stays finished")
+            print("             (delete jobify.db to start afresh)")
+        else:
+            print("cron      -> heartbeat, every second, 3 runs in all:")
         await app.wait_all(timeout=8)
         print("done; active jobs:", app.get_active_jobs())
 

@@ -88,7 +88,11 @@ class Job(Generic[T]):
 
     ``status`` is the job's current state (see :class:`JobStatus`). ``wait()`` resolves when
     the next execution completes (for a cron job: its next run), or at once if the job has
-    ended for good. ``result()`` gives the outcome of the latest completed run.
+    ended for good. ``result()`` gives the outcome of the latest completed run; ``await job``
+    waits, then returns the value or re-raises the task's own exception. ``cancel()``,
+    ``pause()`` and ``resume()`` steer it. When the app shuts down, a stored job that has not
+    run keeps its status (SCHEDULED or PAUSED) and its waiters return: it runs after the next
+    start; a job that is not stored ends CANCELLED.
     """
 
     __slots__ = (

@@ -18,6 +18,10 @@ class SmartRetry:
     factor in [0.5, 1.0] when ``jitter`` is on (spreads retries of many jobs failing at once).
     Only exceptions that are instances of ``include_exceptions`` and not of
     ``exclude_exceptions`` are retried.
+
+    A task's ``retry=N`` means ``SmartRetry(retries=N)``: 0.5 s before the first retry,
+    doubling, at most 60 s, with jitter. ``SmartRetry(retries=N, initial_delay=0)`` retries at
+    once. During retries the job stays RUNNING; each failed attempt is logged at WARNING.
     """
 
     retries: int

@@ -80,8 +80,11 @@ class MisfirePolicy(enum.Enum):
     """What to do with cron fires missed while the app was down or the loop was blocked.
 
     ``ALL`` runs every missed fire now, in order; ``SKIP`` drops them and waits for the next
-    future fire; ``ONCE`` runs once now for all of them; ``MisfirePolicy.GRACE(timedelta)``
-    runs once if the latest missed fire is within the grace period, else skips.
+    future fire; ``ONCE`` (the default of ``Cron``) runs once now for all of them;
+    ``MisfirePolicy.GRACE(timedelta)`` (a :class:`GracePolicy`) runs once if the latest
+    missed fire is within the grace period, else skips. While the app runs, a fire less than
+    one second late is on time and just runs; after a restart or a pause every fire that
+    passed counts as missed.
     """
 
     ALL = "all"
@@ -96,7 +99,25 @@ AnyMisfirePolicy = MisfirePolicy | GracePolicy
 
 @dataclass(frozen=True, slots=True)
 class Cron:
-    """A recurring trigger: a cron expression plus its run limits and misfire policy."""
+    """A recurring trigger: a cron expression plus its run limits and misfire policy.
+
+    ``expression``: 5 fields (minute hour day-of-month month day-of-week), 6 (plus year) or 7
+    (second first, year last), or an alias such as ``@daily``; a malformed one raises
+    ``CronParseError`` when a task or a job uses it. ``max_runs``: -1 (no limit) or the
+    number of runs after which the job ends; counted in storage, across restarts.
+    ``max_failures`` (default 10): failed runs in a row after which the job becomes
+    PERMANENTLY_FAILED. ``misfire_policy`` (default ``MisfirePolicy.ONCE``): what to do with
+    fires missed while the app was down, the job paused or the loop blocked.
+    ``start_date``: the first fire is the first match at or after it (naive: the app's
+    zone). ``args``/``kwargs``: the arguments of a declared cron's runs (given to
+    ``schedule(...).cron()``, they replace the scheduled arguments). ``tz``: the zone to
+    evaluate the expression in, a ``ZoneInfo`` or an IANA name (default: the app's zone).
+
+    When both day fields are restricted a day matches if either matches (classic Unix cron);
+    across daylight-saving changes a fixed-hour fire in a skipped hour runs at the first
+    instant after the gap and one in a repeated hour runs once, while a ``*`` or ``*/n``
+    hour follows real elapsed time.
+    """
 
     expression: str
     max_runs: int = -1

@@ -88,7 +88,12 @@ class _Detached:
 
 
 class Route(TaskSpec, Generic[P, T]):
-    """A registered task: callable as the function, schedulable with ``push``/``schedule``."""
+    """A registered task: callable as the function, schedulable with ``push``/``schedule``.
+
+    ``P`` is the function's parameters and ``T`` its result (for an ``async def``, what the
+    coroutine returns): ``push`` and ``schedule`` take ``P`` and give a ``Job[T]``.
+    ``options`` holds the task's validated :class:`TaskOptions`.
+    """
 
     def __init__(
         self, func: Callable[..., Any], *, name: str, options: TaskOptions, owner: JobRouter | None
@@ -197,7 +202,16 @@ class _Registrar:
         """Register a task: ``@app.task`` or ``@app.task(name=..., cron=..., retry=...)``.
 
         ``name`` (default: the function's name) may contain ``:`` and ``.``; only an empty
-        or non-``str`` name is refused.
+        or non-``str`` name is refused. ``cron`` (a ``str`` or ``Cron``) also runs the task
+        on that schedule from startup on, as the job whose id is the task's full name.
+        ``retry``: an int N (N more attempts, backing off like ``SmartRetry(retries=N)``) or
+        a ``SmartRetry``. ``timeout``: seconds per attempt. ``durable`` (default True): its
+        jobs are stored and survive restarts when the app has storage. ``run_mode``: default
+        ``RunMode.MAIN`` for ``async def``, ``RunMode.THREAD`` for ``def``. ``metadata``:
+        seen by middleware as ``context.route_options["metadata"]``. ``exception_handlers``,
+        ``middleware`` and ``outer_middleware``: this task's own, after the app's and its
+        routers'. Returns the task object: callable as the plain function, with ``.name``,
+        ``push(...)`` and ``schedule(...)``.
         """
 
         def decorate(f: Callable[..., Any]) -> Route[Any, Any]:
@@ -251,7 +265,22 @@ class _TaskFactory:
 
 
 class JobRouter(_Registrar):
-    """A group of tasks with a shared prefix, state, lifespan, middleware and handlers."""
+    """A group of tasks with a shared prefix, state, lifespan, middleware and handlers.
+
+    Every argument is optional. ``prefix`` is put before its tasks' names (``prefix:name``;
+    nested routers join prefixes with ``.``: ``outer.inner:name``); it must not contain
+    ``:``. ``state`` is the initial ``router.state``: the router's tasks see it first, then
+    their parent routers' states, then ``app.state``. ``lifespan(router)`` returns an async
+    context manager entered at app startup (after the app's own lifespan, in include order)
+    and exited at shutdown; a mapping it yields is merged into ``router.state``.
+    ``middleware`` and ``outer_middleware`` apply to its tasks and its sub-routers' tasks,
+    after the app's and the parent routers'; ``exception_handlers`` (exception type →
+    handler) are looked up after a task's own and before the parents' and the app's.
+    ``route_class`` is the class of the task objects ``router.task`` creates.
+
+    Include it with ``app.include_router(router)`` (or in another router) before the app
+    starts; its tasks can be scheduled once the app they belong to has started.
+    """
 
     def __init__(
         self,

@@ -57,7 +57,15 @@ def _release(slot: asyncio.Future[None]) -> None:
 
 
 class QueueMiddleware(BaseMiddleware):
-    """Run at most ``workers`` executions at once, queued by priority."""
+    """Run at most ``workers`` executions at once (default 100), queued by priority.
+
+    ``queue`` (default ``asyncio.PriorityQueue(maxsize=1024)``) holds the executions waiting
+    for a slot; when it is full they wait for room. With the default queue a higher
+    ``metadata["priority"]`` (an int, default 0) runs first, in arrival order among equals;
+    an ``asyncio.Queue`` gives FIFO order and an ``asyncio.LifoQueue`` LIFO. Use one instance
+    at one level of a task's chain (app, router or task): the same instance twice in a
+    chain is refused at startup.
+    """
 
     def __init__(self, queue: JobifyQueue | None = None, workers: int = 100) -> None:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
