@@ -34,8 +34,8 @@ from jobify._records import NULL_RECORDER, StoreRecorder
 from jobify._runmodes import RunMode, check_process_args
 from jobify._scheduler import Scheduler
 from jobify._shared import SharedWorker
-from jobify._triggerdoc import decode_trigger
 from jobify._task import check_text
+from jobify._triggerdoc import decode_trigger
 from jobify._triggers import Cron, CronParser, check_instant, localize
 from jobify.exceptions import ApplicationStateError, DuplicateJobError
 from jobify.middleware._base import compose

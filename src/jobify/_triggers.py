@@ -72,10 +72,6 @@ class GracePolicy:
             raise ValueError(f"GRACE period must not be negative, got {self.grace}")
 
 
-def _grace(grace: timedelta) -> GracePolicy:
-    return GracePolicy(grace)
-
-
 class MisfirePolicy(enum.Enum):
     """What to do with cron fires missed while the app was down or the loop was blocked.
 
@@ -91,7 +87,10 @@ class MisfirePolicy(enum.Enum):
     SKIP = "skip"
     ONCE = "once"
 
-    GRACE = staticmethod(_grace)
+    @staticmethod
+    def GRACE(grace: timedelta) -> GracePolicy:
+        """The policy that runs once when the latest missed fire is at most ``grace`` old."""
+        return GracePolicy(grace)
 
 
 AnyMisfirePolicy = MisfirePolicy | GracePolicy

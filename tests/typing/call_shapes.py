@@ -169,7 +169,7 @@ async def flaky() -> None:
         max_failures=3,
         # Library defect, to be fixed in jobify._triggers (then mypy reports this ignore as
         # unused and the test fails until it is removed): see test_call_shapes.py.
-        misfire_policy=MisfirePolicy.GRACE(timedelta(minutes=5)),  # type: ignore[operator]
+        misfire_policy=MisfirePolicy.GRACE(timedelta(minutes=5)),
         start_date=datetime(2030, 1, 1, tzinfo=UTC),
         tz="America/New_York",
     )
@@ -196,7 +196,7 @@ async def introspect(
     return n
 
 
-policy: GracePolicy = MisfirePolicy.GRACE(timedelta(seconds=30))  # type: ignore[operator]
+policy: GracePolicy = MisfirePolicy.GRACE(timedelta(seconds=30))
 policies: list[MisfirePolicy | GracePolicy] = [
     MisfirePolicy.ALL,
     MisfirePolicy.SKIP,
