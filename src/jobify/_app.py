@@ -38,7 +38,7 @@ from jobify._submit import NotStarted, Request, Submitter, TaskPort, id_factory
 from jobify._task import ExceptionHandler, ExceptionHandlers
 from jobify._triggers import CronFactory, CronParser, resolve_zone
 from jobify.crontab import create_crontab
-from jobify.exceptions import ApplicationStateError
+from jobify.exceptions import ApplicationStateError, CronExhaustedError
 from jobify.middleware import BaseMiddleware, BaseOuterMiddleware, QueueMiddleware
 from jobify.router import (
     JobRouter,
@@ -652,7 +652,19 @@ class Jobify(_Registrar):
                 declared=True,
             )
             restored.pop(name, None)
-            await submitter.commit(request)
+            try:
+                await submitter.commit(request)
+            except CronExhaustedError as exc:
+                # A declaration that can never fire again (e.g. a one-off whose year has
+                # passed) is not a reason to refuse to start every other job.
+                log.warning(
+                    "task %r declares cron %r, which never fires again (%s); nothing is "
+                    "scheduled for it",
+                    name,
+                    cron.expression,
+                    exc,
+                    extra={"task_name": name},
+                )
 
     async def _run_extra(self, entry: JobEntry) -> Job[Any]:
         """One extra run now of a cron job's task and arguments (not counted against its

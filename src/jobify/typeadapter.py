@@ -9,7 +9,7 @@ works too.
 
 A hint is ``inspect.Parameter.empty`` when the parameter is not annotated. For ``*args`` the
 value is a tuple and the hint should describe the tuple (``tuple[int, ...]``), for ``**kwargs``
-a dict (``dict[str, int]``); :func:`jobify.arguments.argument_hints` builds hints that way.
+a dict (``dict[str, int]``); the app builds the hints that way from the task's annotations.
 """
 
 from __future__ import annotations

@@ -546,3 +546,23 @@ async def test_counting_missed_fires_after_a_long_downtime_is_cheap(tmp_path: Pa
             assert other is not None
     # ONCE per job: the latest missed fire is found directly, not by walking 259,200 fires.
     assert calls < 100 * 80
+
+
+async def test_a_declared_cron_that_never_fires_again_does_not_stop_the_app(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = Jobify(storage=False)
+
+    @app.task(cron="0 0 1 1 * 2000")  # a one-off whose year has passed
+    async def long_gone() -> None:
+        pass
+
+    @app.task
+    async def alive() -> int:
+        return 1
+
+    with caplog.at_level(logging.WARNING, logger="jobify"):
+        async with app:
+            assert app.find_job("long_gone") is None
+            assert await (await alive.push()) == 1
+    assert "never fires again" in caplog.text and "'long_gone'" in caplog.text

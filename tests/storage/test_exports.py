@@ -1,4 +1,4 @@
-"""The public surface of ``jobify.storage`` (spec §1)."""
+"""The public surface of ``jobify.storage`` (its import paths are part of the API)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The public surface: ``__all__`` of every public module is the spec's import map (§1)."""
+"""The public surface: ``__all__`` of every public module is the documented import map."""
 
 from __future__ import annotations
 
@@ -81,7 +81,7 @@ EXTRAS: dict[str, set[str]] = {
     "jobify.crontab": {"CronExpression"},  # what create_crontab returns
 }
 
-# Optional, spec §9 (beyond): exported only once the backend exists.
+# Optional, beyond the reference API: exported only once the backend exists.
 OPTIONAL: dict[str, set[str]] = {"jobify.storage": {"PostgresStorage"}}
 
 

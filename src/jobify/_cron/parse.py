@@ -1,6 +1,6 @@
 """Parse cron expressions into an immutable, precompiled :class:`CronSpec`.
 
-Grammar (spec §4)::
+Grammar (see docs/cron.md)::
 
     5 fields   minute hour day-of-month month day-of-week
     6 fields   minute hour day-of-month month day-of-week year

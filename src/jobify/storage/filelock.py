@@ -150,6 +150,12 @@ class OwnerLock:
             if pid
             else "pid unknown: it may have opened the file under another name, e.g. a hard link"
         )
+        if pid == str(os.getpid()):
+            raise StorageLockedError(
+                f"the SQLite database {self.database!r} is already in use by another app in "
+                "this same process: one SQLite file belongs to one running app. Shut the "
+                "other app down first, or give each app its own file."
+            )
         raise StorageLockedError(
             f"the SQLite database {self.database!r} is in use by another running process "
             f"({holder}): one SQLite file belongs to one running app. Stop that process or "

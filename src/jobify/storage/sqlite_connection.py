@@ -242,10 +242,13 @@ def _migrate(conn: sqlite3.Connection, queries: sql.SQLiteQueries, table: str, d
         for statement in step:
             conn.execute(statement)
     conn.execute(sql.SET_VERSION, (table, sql.SCHEMA_VERSION))
-    logger.info(
-        "migrated table %s of %s from schema version %d to %d",
-        table,
-        db,
-        version,
-        sql.SCHEMA_VERSION,
-    )
+    if version == 0:
+        logger.info("created the jobify tables (%s) in %s", table, db)
+    else:
+        logger.info(
+            "migrated table %s of %s from schema version %d to %d",
+            table,
+            db,
+            version,
+            sql.SCHEMA_VERSION,
+        )
