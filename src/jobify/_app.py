@@ -32,7 +32,8 @@ from jobify._execution import Pools, build_execute
 from jobify._history import NULL_RUN_LOG, HistoryLog, RunHistory
 from jobify._jobs import Job, JobStatus
 from jobify._records import OrphanSource, Restored, StoreRecorder, Unrestorable
-from jobify._scheduler import RunLog, Scheduler
+from jobify._scheduler import Scheduler
+from jobify._shared import DEFAULT_CAPACITY, ResultCodec, SharedRecorder, SharedWorker
 from jobify._signals import SignalGuard
 from jobify._submit import NotStarted, Request, Submitter, TaskPort, id_factory
 from jobify._task import ExceptionHandler, ExceptionHandlers
@@ -51,7 +52,7 @@ from jobify.router import (
 )
 from jobify.serializers import ExtendedJSONSerializer, JSONSerializer, Serializer
 from jobify.storage import SQLiteStorage, Storage
-from jobify.storage.base import CommandChannel, RecordStatus, TaskRecord
+from jobify.storage.base import CommandChannel, RecordStatus, SharedStorage, TaskRecord
 from jobify.typeadapter import Dumper, Loader
 
 __all__ = ["Jobify", "Plugin"]
@@ -145,6 +146,7 @@ class Jobify(_Registrar):
         handle_signals: bool = True,
         history: bool | RunHistory | None = None,
         concurrency: int | None = None,
+        worker: bool = True,
         clock: Callable[[], float] | None = None,
     ) -> None:
         if serializer is None:
@@ -180,6 +182,15 @@ class Jobify(_Registrar):
         """The most jobs running at once in this app (None: no limit); settable before
         startup (``jobify worker --concurrency``)."""
         self.handle_signals = bool(handle_signals)
+        if not worker and not isinstance(resolved_storage, SharedStorage):
+            raise ValueError(
+                "worker=False (schedule only, never run) needs a shared storage such as "
+                "PostgresStorage: with an embedded store this app is the only one that runs "
+                "its jobs"
+            )
+        self.worker = bool(worker)
+        """False: a producer-only app (e.g. a web process) that schedules jobs into a shared
+        store for worker processes to run, and claims none itself."""
         self._clock: Callable[[], float] = clock or time.time
         self._new_id = id_factory(uuid_generator)
         self._loop_factory = loop_factory or asyncio.get_running_loop
@@ -194,6 +205,7 @@ class Jobify(_Registrar):
         self._scheduler: Scheduler | None = None
         self._submitter: Submitter | None = None
         self._orphans: dict[str, OrphanSource] = {}
+        self._worker: SharedWorker | None = None
         self._stack: AsyncExitStack | None = None
         self._signals = SignalGuard()
 
@@ -295,14 +307,22 @@ class Jobify(_Registrar):
             entry = self._scheduler.jobs.get(job_id)
             if entry is not None:
                 return entry.job
+        if self._worker is not None:
+            remote = self._worker.remote.get(job_id)
+            if remote is not None:
+                return remote.job
         orphan = self._orphans.get(job_id)
         return orphan.job if orphan is not None else None
 
     def get_active_jobs(self) -> list[Job[Any]]:
-        """Handles of every scheduled, running or paused job."""
+        """Handles of every scheduled, running or paused job (with a shared store: the jobs
+        this process runs right now and those it scheduled that have not ended)."""
         if self._scheduler is None:
             return []
-        return [entry.job for entry in self._scheduler.jobs.values()]
+        jobs = [entry.job for entry in self._scheduler.jobs.values()]
+        if self._worker is not None:
+            jobs += [handle.job for handle in self._worker.remote.values()]
+        return jobs
 
     async def wait_all(self, timeout: float | None = None) -> None:
         """Wait until no job is scheduled or running.
@@ -316,8 +336,18 @@ class Jobify(_Registrar):
                 raise ValueError(f"timeout must be >= 0 seconds (or None), got {timeout}")
         if self._scheduler is None:
             return
-        if not await self._scheduler.wait_idle(timeout):
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        idle = await self._scheduler.wait_idle(timeout)
+        worker = self._worker
+        if idle and worker is not None:
+            # With a shared store, also the one-shot jobs scheduled here that run elsewhere.
+            left = None if deadline is None else max(0.0, deadline - loop.time())
+            idle = await worker.wait_remote(left)
+        if not idle:
             pending = len(self._scheduler.jobs)
+            if worker is not None:
+                pending += len(worker.pending())
             raise TimeoutError(f"{pending} job(s) still scheduled or running after {timeout}s")
 
     # -- life cycle ----------------------------------------------------------------------
@@ -365,22 +395,28 @@ class Jobify(_Registrar):
                 # middleware (e.g. QueueMiddleware's workers) is stopped.
                 stack.push_async_callback(stop)
             storage = self.configs.storage
+            scheduler = Scheduler(loop, self._clock, NULL_RUN_LOG, self.concurrency)
+            self._scheduler = scheduler
             recorder: StoreRecorder | None = None
-            run_log: RunLog = NULL_RUN_LOG
+            worker: SharedWorker | None = None
             if storage is not None:
-                await storage.startup()
-                stack.push_async_callback(storage.shutdown)
                 codec = ArgumentCodec(
                     self.configs.serializer, self.configs.dumper, self.configs.loader
                 )
                 recorder = StoreRecorder(storage, codec)
+                if isinstance(storage, SharedStorage):
+                    worker = self._shared_worker(storage, scheduler, recorder, codec, tasks)
+                    storage.set_listener(worker)  # before startup: it starts listening
+                await storage.startup()
+                stack.push_async_callback(storage.shutdown)
+                if worker is not None:
+                    # Completions issued by runs that ended must land before the store closes.
+                    stack.push_async_callback(worker.recorder.flush)
                 if self.history is not None:
                     history = HistoryLog(storage, self.history, self._clock)
-                    run_log = history
+                    scheduler.run_log = history
                     history.start(loop)
                     stack.push_async_callback(history.stop)
-            scheduler = Scheduler(loop, self._clock, run_log, self.concurrency)
-            self._scheduler = scheduler
             submitter = Submitter(
                 scheduler=scheduler,
                 clock=self._clock,
@@ -389,25 +425,34 @@ class Jobify(_Registrar):
                 new_id=self._new_id,
                 config=self.configs,
                 recorder=recorder,
+                shared=worker,
             )
             self._submitter = submitter
             stack.push_async_callback(scheduler.stop)
+            if worker is not None:
+                self._worker = worker
+                stack.push_async_callback(worker.stop)  # stops claiming first
             for task in tasks.values():
                 port: TaskPort[Any] = TaskPort(submitter, task)
                 task.port = port
                 self._registry.routes[task.name].connect(port)
-            if storage is not None and recorder is not None:
+            if worker is not None:
+                await self._declare_shared_crons(worker, tasks)
+            elif storage is not None and recorder is not None:
                 await self._restore(storage, recorder, tasks)
-                await storage.save_tasks(_task_records(tasks, self._clock()))
                 if isinstance(storage, CommandChannel):
                     applier = CommandApplier(storage, scheduler, self._orphans, self._run_extra)
                     applier.start()
                     stack.push_async_callback(applier.stop)
             else:
                 await self._declare_crons(tasks, {}, {})
+            if storage is not None:
+                await storage.save_tasks(_task_records(tasks, self._clock()))
             # Timers start last: a restored job that is overdue runs once startup is done,
             # never while it is still being set up.
             scheduler.start()
+            if worker is not None:
+                worker.start(loop)
         except BaseException:
             self._closed = True
             if self._submitter is not None:
@@ -435,6 +480,8 @@ class Jobify(_Registrar):
         if self._submitter is not None:
             self._submitter.open = False
             await self._submitter.drain()
+        if self._worker is not None:
+            self._worker.stop_claiming()
         if grace and self._scheduler is not None:
             await self._scheduler.drain(grace)
         stack, self._stack = self._stack, None
@@ -571,6 +618,81 @@ class Jobify(_Registrar):
             entry.paused = True
             entry.job.status = JobStatus.PAUSED
         return entry
+
+    def _shared_worker(
+        self,
+        storage: SharedStorage,
+        scheduler: Scheduler,
+        records: StoreRecorder,
+        codec: ArgumentCodec,
+        tasks: Mapping[str, Task],
+    ) -> SharedWorker:
+        recorder = SharedRecorder(storage, records, ResultCodec(codec), self._clock)
+        return SharedWorker(
+            storage,
+            scheduler,
+            records,
+            recorder,
+            {name: task for name, task in tasks.items() if task.durable},
+            self._cron_parser,
+            self.configs.tz,
+            self.concurrency or DEFAULT_CAPACITY,
+            claims=self.worker,
+        )
+
+    async def _declare_shared_crons(self, worker: SharedWorker, tasks: Mapping[str, Task]) -> None:
+        """Every worker declares the same crons; an unchanged stored one is kept as it is
+        (counters, next fire, or its end), so declaring is idempotent across the cluster."""
+        submitter = self._submitter
+        assert submitter is not None
+        storage = worker.storage
+        for name, task in tasks.items():
+            cron = task.spec.options.cron
+            current = await storage.get(name)
+            found = None
+            if current is not None:
+                try:
+                    found = worker.records.decode(current, tasks)
+                except Unrestorable:
+                    found = None
+            if cron is None or not task.durable:
+                if found is not None and found.declared:
+                    log.info("cron job %r is no longer declared on its task; removed", name)
+                    await storage.delete(name)
+                continue
+            arguments = task.spec.bind(tuple(cron.args), dict(cron.kwargs))
+            tz = cron.zone or self.configs.tz
+            if (
+                found is not None
+                and found.cron is not None
+                and _same_cron(found.cron, cron)
+                and (found.tz or tz) == tz
+                and _same_arguments(task, found.arguments, arguments)
+            ):
+                continue  # unchanged: keep its state, whichever worker wrote it
+            request = Request(
+                task,
+                arguments,
+                None,
+                cron,
+                self._cron_parser(cron.expression),
+                tz,
+                name,
+                replace=True,
+                force=True,
+                declared=True,
+            )
+            try:
+                await submitter.commit(request)
+            except CronExhaustedError as exc:
+                log.warning(
+                    "task %r declares cron %r, which never fires again (%s); nothing is "
+                    "scheduled for it",
+                    name,
+                    cron.expression,
+                    exc,
+                    extra={"task_name": name},
+                )
 
     def _orphan(self, storage: Storage, record: Any, reason: str) -> None:
         log.error(
