@@ -4,7 +4,8 @@ The search runs on naive wall-clock fields, field by field (year, month, day, ho
 second) using the lookup tables of :class:`~jobify._cron.parse.CronSpec`, so the cost is a handful
 of table look-ups whatever the expression; it never iterates second by second.
 
-Wall times are then mapped to instants in the zone of ``now``.  Daylight-saving rules (docs/cron.md):
+Wall times are then mapped to instants in the zone of ``now``.  Daylight-saving rules
+(docs/cron.md):
 
 * *wildcard/stepped hour* (hour field ``*`` or ``*/n``): the expression follows real elapsed
   time.  It fires at every instant whose local wall time matches, so in a repeated hour it
