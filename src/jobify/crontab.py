@@ -3,9 +3,8 @@
 It turns an expression into a :class:`CronExpression`, whose ``next_run(now=...)`` gives the
 next fire time.  Syntax and daylight-saving rules are documented in :mod:`jobify._cron.parse`
 and :mod:`jobify._cron.engine` (for users: docs/cron.md).  Note one deliberate difference from
-the reference
-system: when both day-of-month and day-of-week are restricted, a day matches if *either*
-matches (the POSIX/Vixie rule), where the reference system's parser requires both.
+the reference system: when both day-of-month and day-of-week are restricted, a day matches if
+*either* matches (the POSIX/Vixie rule), where the reference system's parser requires both.
 """
 
 from __future__ import annotations
