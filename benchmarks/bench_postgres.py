@@ -204,9 +204,35 @@ async def procrastinate_worker(argv: list[str]) -> dict[str, float]:
 # -- workloads ----------------------------------------------------------------------------------
 
 
+async def procrastinate_rate(workers: int) -> float:
+    """Jobs/s of procrastinate (default worker settings) on PROCRASTINATE_JOBS queued no-op
+    jobs with ``workers`` processes: the yardstick of the jobify figures."""
+    pg_schema = await fresh_schema()
+    try:
+        await procrastinate_schema(pg_schema)
+        app, noop = procrastinate_app(pg_schema)
+        async with app.open_async():
+            await noop.batch_defer_async(*([{}] * PROCRASTINATE_JOBS))
+        start_at = time.time() + 3.0  # worker processes import procrastinate first
+        procs = [spawn("procrastinate_worker", pg_schema, str(start_at)) for _ in range(workers)]
+        ends = [collect(p)["end"] for p in procs]
+        conn = await asyncpg.connect(DSN)
+        try:
+            left = await conn.fetchval(
+                f'SELECT count(*) FROM "{pg_schema}".procrastinate_jobs'
+                " WHERE status <> 'succeeded'"
+            )
+        finally:
+            await conn.close()
+        h.expect(left == 0, f"procrastinate left {left} jobs")
+        procrastinate_seconds = max(ends) - start_at
+    finally:
+        await drop_schema(pg_schema)
+    return PROCRASTINATE_JOBS / procrastinate_seconds
+
+
 async def _process(workers: int) -> dict[str, float]:
     schema = await fresh_schema()
-    pg_schema = await fresh_schema()
     try:
         producer = PostgresStorage(DSN, schema=schema, pool_size=2)
         await producer.startup()
@@ -233,32 +259,14 @@ async def _process(workers: int) -> dict[str, float]:
         jobify_seconds = max(r["last"] for r in results) - start_at
         shares = [r["done"] / JOBS for r in results]
 
-        await procrastinate_schema(pg_schema)
-        app, noop = procrastinate_app(pg_schema)
-        async with app.open_async():
-            await noop.batch_defer_async(*([{}] * PROCRASTINATE_JOBS))
-        start_at = time.time() + 3.0  # worker processes import procrastinate first
-        procs = [spawn("procrastinate_worker", pg_schema, str(start_at)) for _ in range(workers)]
-        ends = [collect(p)["end"] for p in procs]
-        conn = await asyncpg.connect(DSN)
-        try:
-            left = await conn.fetchval(
-                f'SELECT count(*) FROM "{pg_schema}".procrastinate_jobs'
-                " WHERE status <> 'succeeded'"
-            )
-        finally:
-            await conn.close()
-        h.expect(left == 0, f"procrastinate left {left} jobs")
-        procrastinate_seconds = max(ends) - start_at
     finally:
         await drop_schema(schema)
-        await drop_schema(pg_schema)
     jobify_rate = JOBS / jobify_seconds
-    procrastinate_rate = PROCRASTINATE_JOBS / procrastinate_seconds
+    procrastinate = await procrastinate_rate(workers)
     return {
         "jobify": jobify_rate,
-        "procrastinate": procrastinate_rate,
-        "ratio": jobify_rate / procrastinate_rate,
+        "procrastinate": procrastinate,
+        "ratio": jobify_rate / procrastinate,
         "min_share": min(shares),
     }
 
