@@ -39,6 +39,11 @@ def _unreachable_reason() -> str | None:
         return f"no PostgreSQL server answers at {target.host}:{target.port} ({exc})"
 
 
+def reachable() -> bool:
+    """Whether the test server answers."""
+    return _unreachable_reason() is None
+
+
 def require_server() -> None:
     """Skip the calling test when the server is unreachable; fail instead under CI=true."""
     reason = _unreachable_reason()

@@ -10,17 +10,20 @@ A block that is not meant to run (shell commands, output) is fenced with another
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import pgtest
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,11 +75,28 @@ def python_blocks() -> list[Block]:
 BLOCKS = python_blocks()
 
 
+def uses_postgres(block: Block) -> bool:
+    return "PostgresStorage(" in block.code
+
+
 def run_block(block: Block) -> Outcome:
+    schema = f"jobify_docs_{uuid.uuid4().hex[:10]}"
+    try:
+        return _run(block, schema)
+    finally:
+        if uses_postgres(block) and pgtest.reachable():
+            asyncio.run(pgtest.drop([schema]))
+
+
+def _run(block: Block, schema: str) -> Outcome:
     with tempfile.TemporaryDirectory(prefix="jobify-docs-") as workdir:
         script = Path(workdir) / f"block_{block.number}.py"
         script.write_text(block.code)
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+        # Examples on PostgreSQL read where the server is from the environment, as a deployed
+        # app would; each runs in a schema of its own, dropped afterwards.
+        env["JOBIFY_POSTGRES_DSN"] = pgtest.DSN
+        env["JOBIFY_SCHEMA"] = schema
         started = time.perf_counter()
         try:
             proc = subprocess.run(
@@ -126,6 +146,8 @@ def test_every_fence_says_its_language(page: Path) -> None:
 
 @pytest.mark.parametrize("block", BLOCKS, ids=lambda b: b.label)
 def test_block_runs(block: Block) -> None:
+    if uses_postgres(block):
+        pgtest.require_server()  # skips without a server (fails under CI=true)
     outcome = outcome_of(block)
     where = f"{block.label} (line {block.line} of {block.page.name})"
     assert outcome.returncode == 0, f"{where} failed:\n{outcome.stdout}\n{outcome.stderr}"
