@@ -17,6 +17,7 @@ finished or cancelled, storage flushed and closed) the signal takes its usual ef
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import signal
@@ -39,10 +40,10 @@ def _is_default(sig: signal.Signals, handler: Handler) -> bool:
     if sig == signal.SIGINT:
         if handler is signal.default_int_handler:
             return True
-        # asyncio.run() replaces the default SIGINT handler with its own, which only
-        # interrupts the main task: a plain script, not a host that wants the signal.
-        owner = getattr(handler, "__self__", None)
-        return isinstance(owner, asyncio.Runner)
+        # asyncio.run() replaces the default SIGINT handler with its own (a partial of a
+        # Runner method), which only interrupts the main task: a plain script, not a host.
+        func = handler.func if isinstance(handler, functools.partial) else handler
+        return isinstance(getattr(func, "__self__", None), asyncio.Runner)
     return False
 
 
