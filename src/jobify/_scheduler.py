@@ -20,20 +20,19 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
-import contextvars
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from jobify._clock import ClockWatch
 from jobify._entry import JobEntry, Outcome, not_begun
 from jobify._jobs import JobStatus, end_after_last_run, finish, is_final, park, resolve
+from jobify._timers import Timers
 from jobify._triggers import (
     MAX_CATCH_UP_RUNS,
     MISFIRE_TOLERANCE,
     MisfirePolicy,
+    fire_after_step,
     latest_due_fire,
     runs_for_misfire,
 )
@@ -43,14 +42,7 @@ __all__ = ["RunLog", "Scheduler"]
 
 log = logging.getLogger("jobify.scheduler")
 
-WATCHDOG_INTERVAL = 60.0
-CLOCK_JUMP_THRESHOLD = 1.0
-EARLY_TOLERANCE = 0.001
-PREWAKE = 0.02
 ON_TIME_SECONDS = MISFIRE_TOLERANCE.total_seconds()
-VIXIE_WINDOW = 3 * 3600.0
-"""After a backward clock step, a fixed-time cron fire that already ran within this many
-seconds of wall time is not run again (Vixie cron's rule)."""
 SAVE_RETRY_FIRST, SAVE_RETRY_MAX = 0.5, 60.0
 
 
@@ -60,16 +52,6 @@ class RunLog(Protocol):
     def record(
         self, entry: JobEntry, scheduled: float, started: float, finished: float, outcome: Outcome
     ) -> None: ...
-
-
-class _Landing:
-    """One timer shared by the jobs due at one instant, for the last stretch of their wait."""
-
-    __slots__ = ("entries", "handle")
-
-    def __init__(self, handle: asyncio.TimerHandle) -> None:
-        self.handle = handle
-        self.entries: dict[JobEntry, None] = {}
 
 
 class Scheduler:
@@ -93,19 +75,10 @@ class Scheduler:
         self.run_log = run_log
         self.jobs: dict[str, JobEntry] = {}
         self._idle: asyncio.Event | None = None
-        self._offset = clock() - loop.time()
-        self._watchdog: asyncio.TimerHandle | None = None
-        self._clock_watch: ClockWatch | None = None
         self._running = False
         self._stopped = False
-        self._steps = 0  # wall-clock steps seen so far
-        self._last_jump = 0.0
         self._saving: dict[JobEntry, asyncio.Task[None]] = {}
-        # One bound method and one context for every timer: asyncio would otherwise copy the
-        # context and we would bind a method per armed job (100k timers = ~20 MB of them).
-        self._fire_cb = self._fire
-        self._context = contextvars.copy_context()
-        self._landings: dict[float, _Landing] = {}
+        self.timers = Timers(loop, clock, self._start, self._stepped)
 
     @property
     def running(self) -> bool:
@@ -122,18 +95,16 @@ class Scheduler:
     def start(self) -> None:
         """Start the clock guards and arm every job owned so far (restored ones included)."""
         self._running = True
-        self._offset = self.clock() - self.loop.time()
+        self.timers.start()
         for entry in list(self.jobs.values()):
             self.arm(entry)
-        self._watchdog = self.loop.call_later(WATCHDOG_INTERVAL, self.check_clock)
-        self._clock_watch = ClockWatch.start(self.loop, self.check_clock)
 
     async def drain(self, grace: float) -> None:
         """Stop starting runs; wait up to ``grace`` seconds for the running ones to end."""
         self._running = False
         self._stopped = True
         for entry in list(self.jobs.values()):
-            self._disarm(entry)
+            self.timers.disarm(entry)
         running = [e.run for e in self.jobs.values() if e.run is not None and not e.run.done()]
         if running:
             await asyncio.wait(running, timeout=grace)
@@ -147,15 +118,10 @@ class Scheduler:
         """
         self._running = False
         self._stopped = True
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            self._watchdog = None
-        if self._clock_watch is not None:
-            self._clock_watch.close()
-            self._clock_watch = None
+        self.timers.stop()
         running: list[asyncio.Task[Any]] = []
         for entry in list(self.jobs.values()):
-            self._disarm(entry)
+            self.timers.disarm(entry)
             if entry.run is not None and not entry.run.done():
                 entry.run.cancel()
                 running.append(entry.run)
@@ -209,7 +175,7 @@ class Scheduler:
         """Re-arm a waiting job for another time (moved elsewhere)."""
         if entry.running() or not entry.owned:
             return
-        self._disarm(entry)
+        self.timers.disarm(entry)
         entry.exec_ts = exec_ts
         self.arm(entry)
 
@@ -236,50 +202,13 @@ class Scheduler:
 
     def arm(self, entry: JobEntry) -> None:
         """Set the entry's timer for ``entry.exec_ts`` (or start it now if due)."""
-        if not self._running or entry.paused or not entry.owned:
-            return
-        delay = entry.exec_ts - self.clock()
-        if delay <= 0:
-            entry.timer = None
-            self._start(entry)
-            return
-        if delay > 2 * PREWAKE:
-            # Linux lets an epoll wait overrun by 0.1% of its length (timer slack): a
-            # one-second wait ends ~1 ms late. Stop PREWAKE short; _fire then finishes the
-            # wait with a short timer whose overrun is a few microseconds.
-            entry.timer = self.loop.call_at(
-                self.loop.time() + delay - PREWAKE, self._fire_cb, entry, context=self._context
-            )
-            return
-        # The last stretch: jobs due at the same instant (crons on the same second) share one
-        # timer, so a fan-out of many jobs costs one timer callback, not one per job.
-        landing = self._landings.get(entry.exec_ts)
-        if landing is None:
-            handle = self.loop.call_at(
-                self.loop.time() + delay, self._land, entry.exec_ts, context=self._context
-            )
-            landing = self._landings[entry.exec_ts] = _Landing(handle)
-        landing.entries[entry] = None
-        entry.timer = landing.handle
-
-    def _disarm(self, entry: JobEntry) -> None:
-        """Stop the entry's timer (its own, or its place in a shared landing)."""
-        timer = entry.timer
-        if timer is None:
-            return
-        entry.timer = None
-        landing = self._landings.get(entry.exec_ts)
-        if landing is not None and landing.handle is timer:
-            landing.entries.pop(entry, None)
-            if landing.entries:
-                return
-            del self._landings[entry.exec_ts]
-        timer.cancel()
+        if self._running and entry.owned and not entry.paused:
+            self.timers.arm(entry)
 
     def _stop_not_begun(self, entry: JobEntry) -> bool:
         """Disarm the entry and cancel its run if that has not taken a step yet. False when
         a run is under way (it cannot be taken back)."""
-        self._disarm(entry)
+        self.timers.disarm(entry)
         run = entry.run
         if run is not None and not run.done():
             if not not_begun(run):
@@ -289,31 +218,6 @@ class Scheduler:
             run.cancel()
             entry.run = None
         return True
-
-    def _land(self, exec_ts: float) -> None:
-        landing = self._landings.pop(exec_ts, None)
-        if landing is None:
-            return
-        if self._clock_stepped():
-            return  # every waiting entry was planned again, these included
-        early = exec_ts - self.clock() > EARLY_TOLERANCE
-        for entry in landing.entries:
-            entry.timer = None
-            if early:  # see _fire
-                self.arm(entry)
-            else:
-                self._start(entry)
-
-    def _fire(self, entry: JobEntry) -> None:
-        entry.timer = None
-        if self._clock_stepped():
-            return  # every waiting entry was planned again, this one included
-        if entry.exec_ts - self.clock() > EARLY_TOLERANCE:
-            # The monotonic clock ran ahead of the wall clock (drift): never run early,
-            # wait the rest by wall time.
-            self.arm(entry)
-            return
-        self._start(entry)
 
     def _start(self, entry: JobEntry) -> None:
         if self.capacity is not None:
@@ -334,28 +238,12 @@ class Scheduler:
                 self._start(entry)
                 return
 
-    # -- wall-clock steps ----------------------------------------------------------------
-
     def check_clock(self) -> None:
-        """Look for a wall-clock step now (watchdog tick, platform notification)."""
-        self._clock_stepped()
-        if self._watchdog is not None:
-            # Called early (not by its own timer): keep a single watchdog, never two.
-            self._watchdog.cancel()
-            self._watchdog = None
-        if self._running:
-            self._watchdog = self.loop.call_later(WATCHDOG_INTERVAL, self.check_clock)
+        """Look for a wall-clock step now (after a resume from suspend, say)."""
+        self.timers.check_clock()
 
-    def _clock_stepped(self) -> bool:
-        """If the wall clock stepped since the last look, plan every waiting job again from
-        the new time and return True."""
-        offset = self.clock() - self.loop.time()
-        jump = offset - self._offset
-        if abs(jump) <= CLOCK_JUMP_THRESHOLD:
-            return False
-        self._offset = offset
-        self._steps += 1
-        self._last_jump = jump
+    def _stepped(self, jump: float) -> None:
+        """The wall clock stepped by ``jump`` seconds: plan every waiting job again."""
         log.warning(
             "wall clock stepped by %+.3fs; planning %d job(s) again from the new time",
             jump,
@@ -365,32 +253,20 @@ class Scheduler:
         now = self.clock()
         for entry in list(self.jobs.values()):
             if entry.paused or entry.running():
-                continue  # a run in progress re-plans when it ends (see _advance)
-            self._disarm(entry)
+                continue  # a run in progress re-plans when it ends (see _run_cron)
+            self.timers.disarm(entry)
             if entry.cron is not None:
                 self._replan(entry, now, jump)
             self.arm(entry)
-        return True
 
     def _replan(self, entry: JobEntry, now: float, jump: float) -> None:
-        """A cron's next fire after a wall-clock step of ``jump`` seconds.
-
-        Forward: fires the step skipped are missed fires (the misfire policy decides).
-        Backward: the next fire after the new time, except that a fixed-time fire already
-        run within the last :data:`VIXIE_WINDOW` of wall time is not run again.
-        """
-        if jump > 0:
-            entry.missed = entry.exec_ts < now
-            return
+        """A cron's next fire after a wall-clock step (see ``fire_after_step``)."""
         assert entry.parser is not None
-        after = now
-        last = entry.last_fire
-        fixed = getattr(entry.parser, "hour_is_fixed", True)
-        if fixed and last is not None and now < last <= now + VIXIE_WINDOW:
-            after = last
-        with contextlib.suppress(CronExhaustedError):  # no later fire: keep the armed one
-            at = datetime.fromtimestamp(after, entry.tz)
-            entry.exec_ts = entry.parser.next_run(now=at).timestamp()
+        entry.exec_ts, missed = fire_after_step(
+            entry.parser, entry.tz, entry.exec_ts, entry.last_fire, now, jump
+        )
+        if jump > 0:
+            entry.missed = missed
 
     # -- control -------------------------------------------------------------------------
 
@@ -488,7 +364,7 @@ class Scheduler:
         """Move a waiting one-shot job to now (False if it is running, paused or a cron)."""
         if entry.cron is not None or entry.paused or entry.running() or not entry.owned:
             return False
-        self._disarm(entry)
+        self.timers.disarm(entry)
         entry.exec_ts = min(entry.exec_ts, self.clock())
         self.arm(entry)
         return True
@@ -548,7 +424,7 @@ class Scheduler:
     async def _run_cron(self, entry: JobEntry) -> None:
         cron, parser, tz = entry.cron, entry.parser, entry.tz
         assert cron is not None and parser is not None
-        steps = self._steps
+        steps = self.timers.steps
         wall = self.clock()
         fire = datetime.fromtimestamp(entry.exec_ts, tz)
         nxt = _next_or_none(parser, fire)
@@ -592,9 +468,9 @@ class Scheduler:
             await self._end(entry, None, "finished")
             return
         entry.exec_ts = nxt.timestamp()
-        if self._steps != steps:
+        if self.timers.steps != steps:
             # The wall clock stepped during the run: plan from the new time instead.
-            self._replan(entry, self.clock(), self._last_jump)
+            self._replan(entry, self.clock(), self.timers.last_jump)
         await self._advance(entry)
 
     async def _catch_up(

@@ -25,6 +25,7 @@ __all__ = [
     "MisfirePolicy",
     "check_delay",
     "check_instant",
+    "fire_after_step",
     "latest_due_fire",
     "localize",
     "resolve_zone",
@@ -217,6 +218,37 @@ def _after(parser: CronParser, fire: datetime) -> datetime | None:
 
 
 _ONE_SECOND = timedelta(seconds=1)
+
+
+VIXIE_WINDOW = 3 * 3600.0
+"""After a backward clock step, a fixed-time cron fire that already ran within this many
+seconds of wall time is not run again (Vixie cron's rule)."""
+
+
+def fire_after_step(
+    parser: CronParser,
+    tz: tzinfo,
+    armed: float,
+    last_fire: float | None,
+    now: float,
+    jump: float,
+) -> tuple[float, bool]:
+    """A cron's next fire (epoch seconds) after the wall clock stepped by ``jump`` seconds,
+    and whether its due fires are now missed fires.
+
+    Forward: the armed fire stays, and the fires the step skipped are missed (the misfire
+    policy decides). Backward: the next fire after the new time, except that a fixed-time
+    fire (the hour field is not ``*`` or ``*/n``) already run within the last
+    :data:`VIXIE_WINDOW` of wall time is not run again.
+    """
+    if jump > 0:
+        return armed, armed < now
+    after = now
+    fixed = getattr(parser, "hour_is_fixed", True)
+    if fixed and last_fire is not None and now < last_fire <= now + VIXIE_WINDOW:
+        after = last_fire
+    following = _after(parser, datetime.fromtimestamp(after, tz))
+    return (armed if following is None else following.timestamp()), False
 
 
 def runs_for_misfire(

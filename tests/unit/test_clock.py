@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from jobify import Cron, Jobify, JobStatus, MisfirePolicy
-from jobify._scheduler import PREWAKE, WATCHDOG_INTERVAL
+from jobify._timers import PREWAKE, WATCHDOG_INTERVAL
 
 
 class FakeWall:
