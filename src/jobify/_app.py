@@ -30,8 +30,9 @@ from jobify._context import ScopedState, State
 from jobify._entry import JobEntry, Task
 from jobify._execution import Pools, build_execute
 from jobify._history import NULL_RUN_LOG, HistoryLog, RunHistory
-from jobify._jobs import Job, JobStatus
-from jobify._records import OrphanSource, Restored, StoreRecorder, Unrestorable
+from jobify._jobs import Job
+from jobify._records import OrphanSource, StoreRecorder
+from jobify._restore import Restorer
 from jobify._scheduler import Scheduler
 from jobify._shared import DEFAULT_CAPACITY, ResultCodec, SharedRecorder, SharedWorker
 from jobify._signals import SignalGuard
@@ -39,7 +40,7 @@ from jobify._submit import NotStarted, Request, Submitter, TaskPort, id_factory
 from jobify._task import ExceptionHandler, ExceptionHandlers
 from jobify._triggers import CronFactory, CronParser, resolve_zone
 from jobify.crontab import create_crontab
-from jobify.exceptions import ApplicationStateError, CronExhaustedError
+from jobify.exceptions import ApplicationStateError
 from jobify.middleware import BaseMiddleware, BaseOuterMiddleware, QueueMiddleware
 from jobify.router import (
     JobRouter,
@@ -52,7 +53,7 @@ from jobify.router import (
 )
 from jobify.serializers import ExtendedJSONSerializer, JSONSerializer, Serializer
 from jobify.storage import SQLiteStorage, Storage
-from jobify.storage.base import CommandChannel, RecordStatus, SharedStorage, TaskRecord
+from jobify.storage.base import CommandChannel, SharedStorage, TaskRecord
 from jobify.typeadapter import Dumper, Loader
 
 __all__ = ["Jobify", "Plugin"]
@@ -436,16 +437,19 @@ class Jobify(_Registrar):
                 port: TaskPort[Any] = TaskPort(submitter, task)
                 task.port = port
                 self._registry.routes[task.name].connect(port)
+            restorer = Restorer(
+                scheduler, submitter, self._cron_parser, self.configs.tz, self._orphans
+            )
             if worker is not None:
-                await self._declare_shared_crons(worker, tasks)
+                await restorer.declare_shared(worker, tasks)
             elif storage is not None and recorder is not None:
-                await self._restore(storage, recorder, tasks)
+                await restorer.restore(storage, recorder, tasks)
                 if isinstance(storage, CommandChannel):
                     applier = CommandApplier(storage, scheduler, self._orphans, self._run_extra)
                     applier.start()
                     stack.push_async_callback(applier.stop)
             else:
-                await self._declare_crons(tasks, {}, {})
+                await restorer.declare(tasks, {}, {}, None)
             if storage is not None:
                 await storage.save_tasks(_task_records(tasks, self._clock()))
             # Timers start last: a restored job that is overdue runs once startup is done,
@@ -562,63 +566,6 @@ class Jobify(_Registrar):
                 stops.append(stop)
         return stops
 
-    # -- restore -------------------------------------------------------------------------
-
-    async def _restore(
-        self, storage: Storage, recorder: StoreRecorder, tasks: Mapping[str, Task]
-    ) -> None:
-        """Own every restorable stored job; show the others as orphans; declare crons.
-        Nothing is armed yet: the scheduler arms what it owns when it starts."""
-        scheduler = self._scheduler
-        assert scheduler is not None
-        restored: dict[str, JobEntry] = {}
-        ended: dict[str, Restored] = {}
-        for record in await storage.load():
-            if record.status not in RecordStatus.ALL:
-                self._orphan(storage, record, f"unknown record status {record.status!r}")
-                continue
-            try:
-                found = recorder.decode(record, tasks)
-            except Unrestorable as exc:
-                self._orphan(storage, record, str(exc))
-                continue
-            if record.status in (RecordStatus.PERMANENTLY_FAILED, RecordStatus.FINISHED):
-                ended[record.job_id] = found
-                continue
-            entry = self._restored_entry(found, recorder, scheduler)
-            restored[record.job_id] = entry
-            scheduler.add(entry)
-        await self._declare_crons(tasks, restored, ended)
-        if restored:
-            log.info("restored %d job(s) from storage", len(restored))
-
-    def _restored_entry(
-        self, found: Restored, recorder: StoreRecorder, scheduler: Scheduler
-    ) -> JobEntry:
-        cron = found.cron
-        parser = self._cron_parser(cron.expression) if cron is not None else None
-        entry = JobEntry(
-            found.task,
-            Job(found.record.job_id),
-            found.arguments,
-            found.record.exec_at,
-            found.tz or (cron.zone if cron is not None else None) or self.configs.tz,
-            # Restored records are durable whatever the task says now: a task switched to
-            # durable=False still finishes (deletes) the record it left behind.
-            recorder,
-            scheduler,
-            cron,
-            parser,
-            found.runs,
-            found.failures,
-        )
-        entry.declared = found.declared
-        entry.missed = True  # fires due now happened while the app was down
-        if found.record.status == RecordStatus.PAUSED:
-            entry.paused = True
-            entry.job.status = JobStatus.PAUSED
-        return entry
-
     def _shared_worker(
         self,
         storage: SharedStorage,
@@ -640,154 +587,6 @@ class Jobify(_Registrar):
             claims=self.worker,
         )
 
-    async def _declare_shared_crons(self, worker: SharedWorker, tasks: Mapping[str, Task]) -> None:
-        """Every worker declares the same crons; an unchanged stored one is kept as it is
-        (counters, next fire, or its end), so declaring is idempotent across the cluster."""
-        submitter = self._submitter
-        assert submitter is not None
-        storage = worker.storage
-        for name, task in tasks.items():
-            cron = task.spec.options.cron
-            current = await storage.get(name)
-            found = None
-            if current is not None:
-                try:
-                    found = worker.records.decode(current, tasks)
-                except Unrestorable:
-                    found = None
-            if cron is None or not task.durable:
-                if found is not None and found.declared:
-                    log.info("cron job %r is no longer declared on its task; removed", name)
-                    await storage.delete(name)
-                continue
-            arguments = task.spec.bind(tuple(cron.args), dict(cron.kwargs))
-            tz = cron.zone or self.configs.tz
-            if (
-                found is not None
-                and found.cron is not None
-                and _same_cron(found.cron, cron)
-                and (found.tz or tz) == tz
-                and _same_arguments(task, found.arguments, arguments)
-            ):
-                continue  # unchanged: keep its state, whichever worker wrote it
-            request = Request(
-                task,
-                arguments,
-                None,
-                cron,
-                self._cron_parser(cron.expression),
-                tz,
-                name,
-                replace=True,
-                force=True,
-                declared=True,
-            )
-            try:
-                await submitter.commit(request)
-            except CronExhaustedError as exc:
-                log.warning(
-                    "task %r declares cron %r, which never fires again (%s); nothing is "
-                    "scheduled for it",
-                    name,
-                    cron.expression,
-                    exc,
-                    extra={"task_name": name},
-                )
-
-    def _orphan(self, storage: Storage, record: Any, reason: str) -> None:
-        log.error(
-            "job %r of task %r cannot be restored: %s. Its record is left in storage; "
-            "register the task, or remove the record with `await app.find_job(%r).cancel()` "
-            "(or `jobify jobs cancel %s`)",
-            record.job_id,
-            record.task_name,
-            reason,
-            record.job_id,
-            record.job_id,
-            extra={"job_id": record.job_id, "task_name": record.task_name},
-        )
-        self._orphans[record.job_id] = OrphanSource(
-            storage, record, self.configs.tz, reason, self._forget_orphan
-        )
-
-    def _forget_orphan(self, job_id: str) -> None:
-        self._orphans.pop(job_id, None)
-
-    async def _declare_crons(
-        self,
-        tasks: Mapping[str, Task],
-        restored: dict[str, JobEntry],
-        ended: Mapping[str, Restored],
-    ) -> None:
-        """Bring the crons declared on tasks (``@app.task(cron=...)``) in line with storage.
-
-        An unchanged declaration keeps its stored job: its counters and next fire, or its
-        finished / permanently failed end (it does not start again). A changed declaration
-        starts afresh. A stored declared cron whose task no longer declares one is removed.
-        """
-        submitter, scheduler = self._submitter, self._scheduler
-        assert submitter is not None and scheduler is not None
-        for job_id, found in ended.items():
-            if found.declared and (
-                found.task.spec.options.cron is None or job_id != found.task.name
-            ):
-                log.info("ended cron job %r is no longer declared on its task; removed", job_id)
-                await _delete_record(self.configs.storage, job_id)
-        for job_id, entry in list(restored.items()):
-            task = tasks[entry.task.name]
-            if entry.declared and (task.spec.options.cron is None or job_id != task.name):
-                log.info("cron job %r is no longer declared on its task; removed", job_id)
-                del restored[job_id]
-                scheduler.retire(entry)
-                scheduler.handover(entry, replaced=True)
-                await entry.recorder.delete(entry)
-        for name, task in tasks.items():
-            cron = task.spec.options.cron
-            if cron is None:
-                continue
-            arguments = task.spec.bind(tuple(cron.args), dict(cron.kwargs))
-            tz = cron.zone or self.configs.tz
-            current = restored.get(name)
-            if current is not None and _same_declaration(current, task, cron, tz, arguments):
-                current.declared = True
-                continue
-            final = ended.get(name)
-            if (
-                current is None
-                and final is not None
-                and final.cron is not None
-                and _same_cron(final.cron, cron)
-                and (final.tz or tz) == tz
-                and _same_arguments(task, final.arguments, arguments)
-            ):
-                continue  # it ran to its end: an unchanged declaration stays finished
-            request = Request(
-                task,
-                arguments,
-                None,
-                cron,
-                self._cron_parser(cron.expression),
-                tz,
-                name,
-                replace=True,
-                force=True,
-                declared=True,
-            )
-            restored.pop(name, None)
-            try:
-                await submitter.commit(request)
-            except CronExhaustedError as exc:
-                # A declaration that can never fire again (e.g. a one-off whose year has
-                # passed) is not a reason to refuse to start every other job.
-                log.warning(
-                    "task %r declares cron %r, which never fires again (%s); nothing is "
-                    "scheduled for it",
-                    name,
-                    cron.expression,
-                    exc,
-                    extra={"task_name": name},
-                )
-
     async def _run_extra(self, entry: JobEntry) -> Job[Any]:
         """One extra run now of a cron job's task and arguments (not counted against its
         ``max_runs``): a one-shot job of its own."""
@@ -805,39 +604,6 @@ class Jobify(_Registrar):
             force=False,
         )
         return await submitter.commit(request)
-
-
-async def _delete_record(storage: Storage | None, job_id: str) -> None:
-    if storage is not None:
-        await storage.delete(job_id)
-
-
-def _same_cron(a: Any, b: Any) -> bool:
-    """Two Crons declare the same schedule (their ``args``/``kwargs`` compared apart)."""
-    return bool(
-        a.expression == b.expression
-        and a.max_runs == b.max_runs
-        and a.max_failures == b.max_failures
-        and a.misfire_policy == b.misfire_policy
-        and a.start_date == b.start_date
-        and a.zone == b.zone
-    )
-
-
-def _same_arguments(task: Task, a: Any, b: Any) -> bool:
-    try:
-        return bool(task.spec.as_dict(a) == task.spec.as_dict(b))
-    except Exception:
-        return False
-
-
-def _same_declaration(entry: JobEntry, task: Task, cron: Any, tz: Any, arguments: Any) -> bool:
-    return (
-        entry.cron is not None
-        and _same_cron(entry.cron, cron)
-        and entry.tz == tz
-        and _same_arguments(task, entry.arguments, arguments)
-    )
 
 
 def _task_records(tasks: Mapping[str, Task], now: float) -> list[TaskRecord]:

@@ -396,7 +396,14 @@ class Submitter:
             if kept[2] is not None:
                 entry.exec_ts = kept[2]
             record = shared.records.record(entry)  # a SerializationError: nothing changed
-            await shared.storage.save(record)
+            # The handle listens before the record is written: a fast worker's "finished"
+            # notification may arrive before the write's own acknowledgement does.
+            job_handle = shared.handle_for(record, request.task, handle)
+            try:
+                await shared.storage.save(record)
+            except BaseException:
+                shared.forget(job_id)
+                raise
         finally:
             del self._inflight[job_id]
             done.set_result(None)
@@ -407,7 +414,7 @@ class Submitter:
                 request.task.name,
                 extra={"job_id": job_id, "task_name": request.task.name},
             )
-        return shared.handle_for(record, request.task, handle)
+        return job_handle
 
     def _identical_record(self, request: Request, current: JobRecord) -> bool:
         """Whether the stored record is exactly the job ``request`` asks for."""

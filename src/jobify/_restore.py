@@ -1,0 +1,274 @@
+"""Bringing what is stored in line with what the app declares, at startup.
+
+For an embedded store every record is restored: a restorable one becomes an owned entry (not
+yet armed: the scheduler arms what it owns when it starts), one that cannot run here is
+shown as an orphaned job (its record left untouched, removable with ``cancel()``). Then the
+crons declared on tasks (``@app.task(cron=...)``) are brought in line: an unchanged declaration
+keeps its stored state (counters, next fire, or its end), a changed one starts afresh, and a
+stored declaration whose task no longer declares a cron is removed. With a shared store only
+the declarations are reconciled (every worker does it; it is idempotent).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import tzinfo
+from typing import Any
+
+from jobify._entry import JobEntry, Task
+from jobify._jobs import Job, JobStatus
+from jobify._records import OrphanSource, Restored, StoreRecorder, Unrestorable
+from jobify._scheduler import Scheduler
+from jobify._shared import SharedWorker
+from jobify._submit import Request, Submitter
+from jobify._triggers import CronParser
+from jobify.exceptions import CronExhaustedError
+from jobify.storage.base import RecordStatus, Storage
+
+__all__ = ["Restorer"]
+
+log = logging.getLogger("jobify")
+
+
+class Restorer:
+    """Restores stored jobs and reconciles declared crons, once, at startup."""
+
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        submitter: Submitter,
+        parser_for: Callable[[str], CronParser],
+        tz: tzinfo,
+        orphans: dict[str, OrphanSource],
+    ) -> None:
+        self._scheduler = scheduler
+        self._submitter = submitter
+        self._parser_for = parser_for
+        self._tz = tz
+        self._orphans = orphans
+
+    def _forget(self, job_id: str) -> None:
+        self._orphans.pop(job_id, None)
+
+    async def restore(
+        self, storage: Storage, recorder: StoreRecorder, tasks: Mapping[str, Task]
+    ) -> None:
+        """Own every restorable stored job; show the others as orphans; declare crons.
+        Nothing is armed yet: the scheduler arms what it owns when it starts."""
+        scheduler = self._scheduler
+        assert scheduler is not None
+        restored: dict[str, JobEntry] = {}
+        ended: dict[str, Restored] = {}
+        for record in await storage.load():
+            if record.status not in RecordStatus.ALL:
+                self._orphan(storage, record, f"unknown record status {record.status!r}")
+                continue
+            try:
+                found = recorder.decode(record, tasks)
+            except Unrestorable as exc:
+                self._orphan(storage, record, str(exc))
+                continue
+            if record.status in (RecordStatus.PERMANENTLY_FAILED, RecordStatus.FINISHED):
+                ended[record.job_id] = found
+                continue
+            entry = self._restored_entry(found, recorder, scheduler)
+            restored[record.job_id] = entry
+            scheduler.add(entry)
+        await self.declare(tasks, restored, ended, storage)
+        if restored:
+            log.info("restored %d job(s) from storage", len(restored))
+
+    def _restored_entry(
+        self, found: Restored, recorder: StoreRecorder, scheduler: Scheduler
+    ) -> JobEntry:
+        cron = found.cron
+        parser = self._parser_for(cron.expression) if cron is not None else None
+        entry = JobEntry(
+            found.task,
+            Job(found.record.job_id),
+            found.arguments,
+            found.record.exec_at,
+            found.tz or (cron.zone if cron is not None else None) or self._tz,
+            # Restored records are durable whatever the task says now: a task switched to
+            # durable=False still finishes (deletes) the record it left behind.
+            recorder,
+            scheduler,
+            cron,
+            parser,
+            found.runs,
+            found.failures,
+        )
+        entry.declared = found.declared
+        entry.missed = True  # fires due now happened while the app was down
+        if found.record.status == RecordStatus.PAUSED:
+            entry.paused = True
+            entry.job.status = JobStatus.PAUSED
+        return entry
+
+    async def declare_shared(self, worker: SharedWorker, tasks: Mapping[str, Task]) -> None:
+        """Every worker declares the same crons; an unchanged stored one is kept as it is
+        (counters, next fire, or its end), so declaring is idempotent across the cluster."""
+        submitter = self._submitter
+        assert submitter is not None
+        storage = worker.storage
+        for name, task in tasks.items():
+            cron = task.spec.options.cron
+            current = await storage.get(name)
+            found = None
+            if current is not None:
+                try:
+                    found = worker.records.decode(current, tasks)
+                except Unrestorable:
+                    found = None
+            if cron is None or not task.durable:
+                if found is not None and found.declared:
+                    log.info("cron job %r is no longer declared on its task; removed", name)
+                    await storage.delete(name)
+                continue
+            arguments = task.spec.bind(tuple(cron.args), dict(cron.kwargs))
+            tz = cron.zone or self._tz
+            if (
+                found is not None
+                and found.cron is not None
+                and _same_cron(found.cron, cron)
+                and (found.tz or tz) == tz
+                and _same_arguments(task, found.arguments, arguments)
+            ):
+                continue  # unchanged: keep its state, whichever worker wrote it
+            request = Request(
+                task,
+                arguments,
+                None,
+                cron,
+                self._parser_for(cron.expression),
+                tz,
+                name,
+                replace=True,
+                force=True,
+                declared=True,
+            )
+            await self._commit_declared(request)
+
+    async def _commit_declared(self, request: Request) -> None:
+        try:
+            await self._submitter.commit(request)
+        except CronExhaustedError as exc:
+            # A declaration that can never fire again (e.g. a one-off whose year has passed)
+            # is not a reason to refuse to start every other job.
+            assert request.cron is not None
+            log.warning(
+                "task %r declares cron %r, which never fires again (%s); nothing is "
+                "scheduled for it",
+                request.task.name,
+                request.cron.expression,
+                exc,
+                extra={"task_name": request.task.name},
+            )
+
+    def _orphan(self, storage: Storage, record: Any, reason: str) -> None:
+        log.error(
+            "job %r of task %r cannot be restored: %s. Its record is left in storage; "
+            "register the task, or remove the record with `await app.find_job(%r).cancel()` "
+            "(or `jobify jobs cancel %s`)",
+            record.job_id,
+            record.task_name,
+            reason,
+            record.job_id,
+            record.job_id,
+            extra={"job_id": record.job_id, "task_name": record.task_name},
+        )
+        self._orphans[record.job_id] = OrphanSource(storage, record, self._tz, reason, self._forget)
+
+    async def declare(
+        self,
+        tasks: Mapping[str, Task],
+        restored: dict[str, JobEntry],
+        ended: Mapping[str, Restored],
+        storage: Storage | None,
+    ) -> None:
+        """Bring the crons declared on tasks (``@app.task(cron=...)``) in line with storage.
+
+        An unchanged declaration keeps its stored job: its counters and next fire, or its
+        finished / permanently failed end (it does not start again). A changed declaration
+        starts afresh. A stored declared cron whose task no longer declares one is removed.
+        """
+        submitter, scheduler = self._submitter, self._scheduler
+        assert submitter is not None and scheduler is not None
+        for job_id, found in ended.items():
+            if found.declared and (
+                found.task.spec.options.cron is None or job_id != found.task.name
+            ):
+                log.info("ended cron job %r is no longer declared on its task; removed", job_id)
+                if storage is not None:
+                    await storage.delete(job_id)
+        for job_id, entry in list(restored.items()):
+            task = tasks[entry.task.name]
+            if entry.declared and (task.spec.options.cron is None or job_id != task.name):
+                log.info("cron job %r is no longer declared on its task; removed", job_id)
+                del restored[job_id]
+                scheduler.retire(entry)
+                scheduler.handover(entry, replaced=True)
+                await entry.recorder.delete(entry)
+        for name, task in tasks.items():
+            cron = task.spec.options.cron
+            if cron is None:
+                continue
+            arguments = task.spec.bind(tuple(cron.args), dict(cron.kwargs))
+            tz = cron.zone or self._tz
+            current = restored.get(name)
+            if current is not None and _same_declaration(current, task, cron, tz, arguments):
+                current.declared = True
+                continue
+            final = ended.get(name)
+            if (
+                current is None
+                and final is not None
+                and final.cron is not None
+                and _same_cron(final.cron, cron)
+                and (final.tz or tz) == tz
+                and _same_arguments(task, final.arguments, arguments)
+            ):
+                continue  # it ran to its end: an unchanged declaration stays finished
+            request = Request(
+                task,
+                arguments,
+                None,
+                cron,
+                self._parser_for(cron.expression),
+                tz,
+                name,
+                replace=True,
+                force=True,
+                declared=True,
+            )
+            restored.pop(name, None)
+            await self._commit_declared(request)
+
+
+def _same_cron(a: Any, b: Any) -> bool:
+    """Two Crons declare the same schedule (their ``args``/``kwargs`` compared apart)."""
+    return bool(
+        a.expression == b.expression
+        and a.max_runs == b.max_runs
+        and a.max_failures == b.max_failures
+        and a.misfire_policy == b.misfire_policy
+        and a.start_date == b.start_date
+        and a.zone == b.zone
+    )
+
+
+def _same_arguments(task: Task, a: Any, b: Any) -> bool:
+    try:
+        return bool(task.spec.as_dict(a) == task.spec.as_dict(b))
+    except Exception:
+        return False
+
+
+def _same_declaration(entry: JobEntry, task: Task, cron: Any, tz: Any, arguments: Any) -> bool:
+    return (
+        entry.cron is not None
+        and _same_cron(entry.cron, cron)
+        and entry.tz == tz
+        and _same_arguments(task, entry.arguments, arguments)
+    )
