@@ -23,7 +23,7 @@ run: $(RUN_STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy --strict src/jobify
+	$(VENV)/bin/mypy --strict src/jobify tests
 
 test: lint
 	$(VENV)/bin/pytest -q

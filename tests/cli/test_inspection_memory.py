@@ -48,6 +48,8 @@ class SharedMemory(MemoryStorage):
         return True  # workers run, and yet a shared store is edited directly
 
     def twin(self) -> SharedMemory:
+        # MemoryStorage.twin() makes a plain MemoryStorage; a twin of this class needs the
+        # store itself, and MemoryStorage has no public way to hand it over yet.
         other = SharedMemory()
         other._store = self._store
         return other

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from datetime import datetime
+from typing import Any
 
 from jobify.storage import SQLiteStorage
 from jobify.storage.base import RecordStatus
@@ -16,7 +17,8 @@ from jobify.storage.base import RecordStatus
 from .conftest import ONCE_AT, Store, cli_env, jobify, one_line_error
 
 
-def listed(store: Store, *args: str) -> list[dict[str, object]]:
+def listed(store: Store, *args: str) -> list[dict[str, Any]]:
+    """``jobs list --json``: one decoded JSON object per job."""
     result = jobify("jobs", "list", "--storage", store.url, "--json", *args)
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
@@ -177,7 +179,7 @@ def test_history_table_with_tracebacks(store: Store) -> None:
 
 
 def test_history_filters_and_json(store: Store) -> None:
-    def runs(*args: str) -> list[dict[str, object]]:
+    def runs(*args: str) -> list[dict[str, Any]]:
         result = jobify("jobs", "history", "--storage", store.url, "--json", *args)
         assert result.returncode == 0, result.stderr
         data = json.loads(result.stdout)
@@ -216,8 +218,8 @@ async def test_pause_then_resume_edits_the_stopped_store(store: Store) -> None:
     assert await record_status(store, store.cron_id) == RecordStatus.SCHEDULED
     # Nothing else changed: same trigger, arguments and counters.
     job = next(j for j in listed(store) if j["job_id"] == store.cron_id)
-    assert job["arguments"]["summary"] == "to='team@example.com'"  # type: ignore[index]
-    assert job["cron"]["runs"] == 0  # type: ignore[index]
+    assert job["arguments"]["summary"] == "to='team@example.com'"
+    assert job["cron"]["runs"] == 0
 
 
 async def test_cancel_removes_the_record_also_of_an_orphan(store: Store) -> None:

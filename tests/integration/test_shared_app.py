@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 import pgtest
+from jobhandles import status
 from jobify import Cron, Jobify, JobStatus
 from jobify.exceptions import DuplicateJobError, JobFailedError, SerializationError
 
@@ -55,9 +56,9 @@ async def test_push_runs_on_the_store_and_await_returns_the_value(schema: str) -
     log: list[Any] = []
     async with build(schema, log) as app:
         job = await app.tasks["double"].push(21)
-        assert job.status is JobStatus.SCHEDULED
+        assert status(job) is JobStatus.SCHEDULED
         assert await asyncio.wait_for(job, 5) == 42
-        assert job.status is JobStatus.SUCCESS
+        assert status(job) is JobStatus.SUCCESS
         await app.wait_all(timeout=5)
         assert await app.configs.storage.get(job.id) is None  # type: ignore[union-attr]
     assert log == [("double", 21)]

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import threading
+from pathlib import Path
 
 import pytest
 
-from jobify.storage import affinity
 from jobify.storage.affinity import CpuFollower
 
+
+def can_follow() -> bool:
+    """The calls CpuFollower needs: sched_getcpu (libc) and sched_setaffinity."""
+    if not hasattr(os, "sched_setaffinity"):
+        return False
+    try:
+        ctypes.CDLL(None).sched_getcpu  # noqa: B018 - looking the symbol up is the probe
+    except (OSError, AttributeError):
+        return False
+    return True
+
+
 pytestmark = pytest.mark.skipif(
-    affinity._getcpu is None, reason="needs sched_getcpu/sched_setaffinity (Linux)"
+    not can_follow(), reason="needs sched_getcpu/sched_setaffinity (Linux)"
 )
 
 
@@ -36,15 +49,46 @@ def test_follow_pins_to_the_callers_cpu_and_release_restores() -> None:
         thread.join()
 
 
-def test_a_cpu_outside_the_allowed_set_disables_following() -> None:
+class Unknown(threading.Thread):
+    """A thread that gives an id no thread can have until ``known`` is set: the kernel refuses
+    to read or change the affinity of that id."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        super().__init__(target=stop.wait)
+        self.known = False
+
+    @property
+    def native_id(self) -> int | None:
+        if not self.known:
+            return int(Path("/proc/sys/kernel/pid_max").read_text())  # ids are below it
+        return super().native_id
+
+
+def test_a_refused_pin_disables_following() -> None:
     stop = threading.Event()
-    thread = threading.Thread(target=stop.wait)
+    thread = Unknown(stop)
     thread.start()
     try:
+        thread.known = True
+        tid = thread.native_id
+        assert tid is not None
+        allowed = os.sched_getaffinity(tid)
+        if len(allowed) < 2:
+            pytest.skip("needs two CPUs to tell a pinned thread from a free one")
+        first, second = sorted(allowed)[:2]
         follower = CpuFollower(thread)
-        follower._set({10_000})  # no such CPU: the kernel refuses
-        assert follower._enabled is False
-        follower.follow()  # a no-op from now on, never an error
+        try:
+            thread.known = False
+            os.sched_setaffinity(0, {first})
+            follower.follow()  # refused by the kernel: swallowed, and following stops
+            thread.known = True
+            os.sched_setaffinity(0, {second})
+            follower.follow()  # from another CPU: would pin, but is a no-op from now on
+            assert os.sched_getaffinity(tid) == allowed
+            CpuFollower(thread).follow()  # a follower never refused pins it from here
+            assert os.sched_getaffinity(tid) == {second}
+        finally:
+            os.sched_setaffinity(0, allowed)
     finally:
         stop.set()
         thread.join()

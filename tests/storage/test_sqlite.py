@@ -15,6 +15,8 @@ from jobify.storage import JobRecord, SQLiteStorage
 from jobify.storage.base import HistoryQuery, JobQuery, RunRecord
 from jobify.storage.sql import sqlite as sql
 
+from .own_connection import on_own_connection
+
 
 def record(job_id: str, exec_at: float = 1.0) -> JobRecord:
     return JobRecord(job_id, "task", exec_at, b"args", b"trigger")
@@ -271,8 +273,8 @@ async def test_writes_issued_during_a_commit_go_into_the_next_one(tmp_path: Path
 async def test_synchronous_full(tmp_path: Path) -> None:
     db = tmp_path / "jobs.db"
     storage = await started(db, synchronous="full")
-    level = await storage._run_on_connection(
-        lambda conn: conn.execute("PRAGMA synchronous").fetchone()[0]
+    level = await on_own_connection(
+        storage, lambda conn: conn.execute("PRAGMA synchronous").fetchone()[0]
     )
     assert level == 2  # FULL
     await storage.save(record("a"))

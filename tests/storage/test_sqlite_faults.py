@@ -102,6 +102,7 @@ async def test_a_stale_lock_file_with_a_dead_pid_is_taken_over(tmp_path: Path) -
 async def test_a_second_storage_in_the_same_process_is_refused(tmp_path: Path) -> None:
     first = SQLiteStorage(tmp_path / "jobs.db")
     await first.startup()
+    # Said plainly: the holder is this process (its own pid would only puzzle the reader).
     with pytest.raises(StorageLockedError, match="another app in this same process"):
         await SQLiteStorage(tmp_path / "jobs.db").startup()
     await first.shutdown()

@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -18,6 +19,7 @@ from jobify.storage.base import CommandAction, HistoryQuery, JobQuery
 from jobify.storage.sql import sqlite as sql
 
 from .conftest import Wakes
+from .own_connection import on_own_connection
 from .owners import start_owner, stop_owner
 from .test_sqlite import V1_ROWS, build_v1_file
 
@@ -47,6 +49,18 @@ linux_only = pytest.mark.skipif(
 
 def open_descriptors() -> set[str]:
     return set(os.listdir("/proc/self/fd"))
+
+
+def inotify_descriptors() -> set[int]:
+    """This process's open inotify instances."""
+    found = set()
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{name}") == "anon_inode:inotify":
+                found.add(int(name))
+        except OSError:  # the listing's own descriptor, closed since
+            pass
+    return found
 
 
 @pytest.fixture
@@ -150,8 +164,8 @@ async def test_the_inspector_cannot_write_records_even_through_its_connection(
     inspector = await inspect(tmp_path / "jobs.db")
     try:
         with pytest.raises(StorageError, match="read-only"):
-            await inspector._run_on_connection(
-                lambda conn: conn.execute("DELETE FROM jobify_schedules")
+            await on_own_connection(
+                inspector, lambda conn: conn.execute("DELETE FROM jobify_schedules")
             )
     finally:
         await inspector.shutdown()
@@ -231,9 +245,13 @@ async def test_inotify_wakes_the_owner_for_an_inspector_in_milliseconds(
 async def test_without_inotify_the_owner_polls_the_sidecar(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    def no_inotify() -> NoReturn:
+        raise OSError("inotify is not available: no watches left")
+
+    # As on a platform without inotify, or where the user's inotify instances are used up.
+    monkeypatch.setattr(commandwatch, "_libc_inotify", no_inotify)
     monkeypatch.setattr(commandwatch, "POLL_INTERVAL", 0.02)
     owner = SQLiteStorage(tmp_path / "jobs.db")
-    owner._use_inotify = False
     await owner.startup()
     inspector = await inspect(tmp_path / "jobs.db")
     try:
@@ -252,13 +270,14 @@ async def test_without_inotify_the_owner_polls_the_sidecar(
 @linux_only
 async def test_shutdown_stops_the_watch_and_closes_its_descriptor(owner: SQLiteStorage) -> None:
     fds_before = open_descriptors()
+    inotify_before = inotify_descriptors()
     owner.watch_commands(Wakes())
     assert owner.watch_mode == "inotify"
-    watcher = owner._watcher
-    assert watcher is not None
+    (watch,) = inotify_descriptors() - inotify_before
     await owner.shutdown()
     assert str(owner.watch_mode) == "stopped"
-    assert watcher.mode == "stopped"
+    assert not asyncio.get_running_loop().remove_reader(watch)  # the loop no longer reads it
+    assert watch not in inotify_descriptors()
     assert open_descriptors() <= fds_before  # the inotify descriptor is gone
 
 

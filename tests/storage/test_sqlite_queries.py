@@ -7,6 +7,7 @@ import math
 import re
 import sqlite3
 from collections.abc import AsyncIterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +38,20 @@ async def storage(tmp_path: Path) -> AsyncIterator[SQLiteStorage]:
         await store.shutdown()
 
 
-async def plan(storage: SQLiteStorage, statement: str, params: list[Any]) -> list[str]:
-    def explain(conn: sqlite3.Connection) -> list[str]:
+QUERIES = sql.SQLiteQueries.for_table("t")
+"""The statements of the ``storage`` fixture (table name ``t``)."""
+
+
+def plan(storage: SQLiteStorage, statement: str, params: list[Any]) -> list[str]:
+    """SQLite's plan for ``statement`` on the storage's file, one line per step.
+
+    Read through a connection of our own: a plan depends on the file's schema and indexes,
+    not on the connection that asks.
+    """
+    uri = Path(storage.database).as_uri() + "?mode=ro"
+    with closing(sqlite3.connect(uri, uri=True)) as conn:
         rows = conn.execute("EXPLAIN QUERY PLAN " + statement, params)
         return [str(row[3]) for row in rows]
-
-    return await storage._run_on_connection(explain)
 
 
 FULL_SCAN = re.compile(r"^SCAN \w+$")  # a table walked row by row, without an index
@@ -63,7 +72,7 @@ async def test_every_job_page_walks_an_index_in_order(storage: SQLiteStorage) ->
         params += [status] if bind_status else []
         params += [1000.0] if before else []
         params += [10.0] if after else []
-        steps = await plan(storage, storage._queries.page_jobs(where), [*params, 100, 10])
+        steps = plan(storage, QUERIES.page_jobs(where), [*params, 100, 10])
         assert not any(FULL_SCAN.match(step) for step in steps), (where, steps)
         assert any("COVERING INDEX" in step for step in steps), (where, steps)
         # The outer query sorts its one page; only a rare status is sorted before paging.
@@ -75,7 +84,7 @@ async def test_every_history_page_and_prune_use_an_index(storage: SQLiteStorage)
     for job, task, failed, since in itertools.product([False, True], repeat=4):
         where = sql.runs_where(job, task, failed, since)
         params: list[Any] = [v for v, on in (("j", job), ("t", task), (1.0, since)) if on]
-        steps = await plan(storage, storage._queries.page_runs(where), [*params, 100, 0])
+        steps = plan(storage, QUERIES.page_runs(where), [*params, 100, 0])
         assert not any(FULL_SCAN.match(step) for step in steps), (where, steps)
         # Runs finished at the same instant are put in order (RIGHT PART), then the page.
         assert sum("TEMP B-TREE FOR ORDER BY" in step for step in steps) == 1, (where, steps)
@@ -84,12 +93,12 @@ async def test_every_history_page_and_prune_use_an_index(storage: SQLiteStorage)
         elif not failed:
             assert any("COVERING INDEX t_runs_finished" in step for step in steps), steps
     for statement, params in (
-        (storage._queries.prune_runs_through, [1.0, 5]),
-        (storage._queries.prune_runs_before, [1.0]),
+        (QUERIES.prune_runs_through, [1.0, 5]),
+        (QUERIES.prune_runs_before, [1.0]),
     ):
-        (step,) = await plan(storage, statement, params)
+        (step,) = plan(storage, statement, params)
         assert "USING INDEX t_runs_finished" in step
-    steps = await plan(storage, storage._queries.count_jobs, [])
+    steps = plan(storage, QUERIES.count_jobs, [])
     assert "COVERING INDEX" in steps[0]
 
 
@@ -125,9 +134,9 @@ async def test_answered_commands_are_forgotten_after_a_week(storage: SQLiteStora
     old = await storage.send_command("job-1", "pause")
     await storage.finish_command(old, "ok")
 
-    await storage._run_on_connection(
-        lambda conn: conn.execute("UPDATE t_commands SET finished_at = finished_at - 8 * 86400")
-    )
+    # A week passes for the answer (through a connection of our own, as any tool could).
+    with closing(sqlite3.connect(storage.database)) as conn, conn:
+        conn.execute("UPDATE t_commands SET finished_at = finished_at - 8 * 86400")
     recent = await storage.send_command("job-2", "pause")
     await storage.finish_command(recent, "ok")  # forgets the week-old answer
     assert await storage.command_result(recent) == "ok"

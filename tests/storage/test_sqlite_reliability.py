@@ -19,6 +19,7 @@ from jobify.storage import JobRecord, SQLiteStorage, filelock
 from jobify.storage.base import CommandAction, HistoryQuery, RunRecord
 from jobify.storage.sqlite_connection import retrying
 
+from .own_connection import on_own_connection
 from .owners import start_owner, stop_owner
 
 
@@ -44,7 +45,7 @@ async def on_connection(storage: SQLiteStorage, statement: str, *args: int) -> A
             return conn.setlimit(*args)
         return conn.execute(statement).fetchone()
 
-    return await storage._run_on_connection(work)
+    return await on_own_connection(storage, work)
 
 
 def ids(records: list[JobRecord]) -> list[str]:

@@ -167,8 +167,6 @@ async def flaky() -> None:
         "0 9 * * MON-FRI",
         max_runs=10,
         max_failures=3,
-        # Library defect, to be fixed in jobify._triggers (then mypy reports this ignore as
-        # unused and the test fails until it is removed): see test_call_shapes.py.
         misfire_policy=MisfirePolicy.GRACE(timedelta(minutes=5)),
         start_date=datetime(2030, 1, 1, tzinfo=UTC),
         tz="America/New_York",

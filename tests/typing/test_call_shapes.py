@@ -12,13 +12,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 SNIPPET = Path(__file__).with_name("call_shapes.py")
 
-# One typing defect of the public API is known and marked in the snippet with a
-# ``type: ignore[operator]``: ``MisfirePolicy.GRACE(timedelta(...))`` is "not callable" for
-# mypy, because ``GRACE = staticmethod(_grace)`` in the Enum body reads as an enum member.
-# A ``@staticmethod def GRACE(grace: timedelta) -> GracePolicy`` in the class body is not a
-# member for Python nor for mypy. Once fixed, ``--strict`` (warn_unused_ignores) reports the
-# ignores as unused and this test fails until they are removed.
-
 
 def test_call_shapes_pass_mypy_strict() -> None:
     proc = subprocess.run(

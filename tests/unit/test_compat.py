@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from jobhandles import outcome, status
 from jobify import (
     INJECT,
     Cron,
@@ -196,17 +197,17 @@ async def test_a_recurring_job_reads_running_then_scheduled_with_its_next_fire()
 
     async with app:
         job = await beat.schedule().cron("* * * * * * *", job_id="b")
-        assert job.status is JobStatus.SCHEDULED
+        assert status(job) is JobStatus.SCHEDULED
         first = job.exec_at
         await running.wait()
-        assert job.status is JobStatus.RUNNING
+        assert status(job) is JobStatus.RUNNING
         release.set()
         await job.wait()
-        assert job.status is JobStatus.SCHEDULED
+        assert status(job) is JobStatus.SCHEDULED
         assert job.exec_at == first + timedelta(seconds=1)
         assert job.result() == 1 and not job.is_done()
         await job.cancel()
-        assert job.status is JobStatus.CANCELLED and job.is_done()
+        assert status(job) is JobStatus.CANCELLED and job.is_done()
 
 
 class Refuse(BaseOuterMiddleware):
@@ -329,7 +330,7 @@ async def test_add_middleware_handlers_before_startup_only() -> None:
     router.add_outer_middleware(Outer())
     app.include_router(router)
     async with app:
-        assert await (await fails.push()) == "handled"
+        assert await outcome(await fails.push()) == "handled"
         assert log == ["outer", "outer", "app", "router"]
         with pytest.raises(ApplicationStateError):
             app.add_middleware(Mark("late"))

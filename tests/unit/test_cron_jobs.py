@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from jobhandles import status
 from jobify import Cron, Jobify, JobStatus
 
 EVERY_SECOND = "* * * * * * *"
@@ -21,18 +22,18 @@ async def test_static_cron_starts_with_the_app(app: Jobify) -> None:
         job = app.find_job("heartbeat")  # job id = the task's name
         assert job is not None
         assert job.cron_expression == EVERY_SECOND
-        assert job.status is JobStatus.SCHEDULED
+        assert status(job) is JobStatus.SCHEDULED
         first_fire = job.exec_at
         assert first_fire.microsecond == 0
         await job.wait()
         assert job.result() == "a1"  # the latest run's value
-        assert job.status is JobStatus.SCHEDULED  # between runs: it has a next fire
+        assert status(job) is JobStatus.SCHEDULED  # between runs: it has a next fire
         assert not job.is_done()
         assert app.find_job("heartbeat") is job  # still scheduled
         assert job.exec_at == first_fire + timedelta(seconds=1)
         await job.wait()
         assert app.find_job("heartbeat") is None  # removed at max_runs
-        assert job.status is JobStatus.SUCCESS  # exhausted: final, with its last outcome
+        assert status(job) is JobStatus.SUCCESS  # exhausted: final, with its last outcome
         assert job.is_done()
     assert len(ticks) == 2
     assert ticks[0] >= first_fire

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from jobhandles import outcome, result_of
 from jobify import JobContext, Jobify, JobRouter, JobStatus, RunMode, SmartRetry
 from jobify.exceptions import JobFailedError, JobTimeoutError, NoResultError
 
@@ -57,7 +58,9 @@ def build(
 async def test_precedence_task_then_innermost_router_then_app(
     levels: tuple[str, ...], expected: str
 ) -> None:
-    handlers = {f"{level}_h": {ValueError: tag(level)} for level in levels}
+    handlers: dict[str, dict[type[BaseException], Any]] = {
+        f"{level}_h": {ValueError: tag(level)} for level in levels
+    }
     app, work = build(exc=ValueError("boom"), **handlers)
     async with app:
         job = await work.push()
@@ -126,8 +129,8 @@ async def test_sync_and_async_handlers_receive_exc_and_context() -> None:
     async with app:
         job_a = await a.push()
         job_b = await b.push()
-        assert await job_a == "from sync"
-        assert await job_b == "from async"
+        assert await outcome(job_a) == "from sync"
+        assert await outcome(job_b) == "from async"
     by_kind = {kind: (exc, ctx) for kind, exc, ctx in received}
     assert len(received) == 2
     sync_exc, sync_ctx = by_kind["sync"]
@@ -150,7 +153,7 @@ async def test_a_returning_handler_means_success_without_retry() -> None:
     async with app:
         job = await work.push()
         await job.wait()
-    assert (job.status, job.result(), job.exception, attempts) == (
+    assert (job.status, result_of(job), job.exception, attempts) == (
         JobStatus.SUCCESS,
         "recovered",
         None,
@@ -168,7 +171,7 @@ async def test_a_handler_that_returns_none_is_success_with_none() -> None:
     async with app:
         job = await work.push()
         await job.wait()
-    assert (job.status, job.result()) == (JobStatus.SUCCESS, None)
+    assert (job.status, result_of(job)) == (JobStatus.SUCCESS, None)
 
 
 async def test_a_raising_handler_is_the_failure_and_retry_applies() -> None:
@@ -220,7 +223,7 @@ async def test_retry_stops_once_a_later_attempt_is_recovered() -> None:
         raise ValueError
 
     async with app:
-        assert await (await work.push()) == "recovered after 2"
+        assert await outcome(await work.push()) == "recovered after 2"
     assert attempts == 2
 
 
@@ -265,7 +268,7 @@ async def test_a_timeout_handler_catches_a_job_timeout() -> None:
 
     async with app:
         job = await slow.push()
-        assert await job == "late but fine"
+        assert await outcome(job) == "late but fine"
     [exc] = received
     assert isinstance(exc, JobTimeoutError) and exc.job_id == job.id and exc.timeout == 0.02
 

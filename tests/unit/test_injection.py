@@ -175,9 +175,9 @@ async def test_injected_parameters_are_not_arguments() -> None:
     assert "job" not in work.bind_signature.parameters
     async with app:
         with pytest.raises(TypeError, match="wrong arguments"):
-            await work.push(1, job=None)  # type: ignore[call-arg]
+            await work.push(1, job=None)  # type: ignore[arg-type]
         with pytest.raises(TypeError):
-            work.schedule(1, None)  # type: ignore[call-arg]
+            work.schedule(1, None)  # type: ignore[arg-type]
         job = await work.push(n=5)
         assert await job == 5
 

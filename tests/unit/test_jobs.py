@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from jobhandles import status
 from jobify import Cron, Jobify, JobStatus
 from jobify.exceptions import (
     BaseJobifyError,
@@ -33,19 +34,19 @@ async def test_scheduled_running_success(app: Jobify) -> None:
 
     async with app:
         job = await gated.schedule(21).delay(0.02)
-        assert job.status is JobStatus.SCHEDULED
+        assert status(job) is JobStatus.SCHEDULED
         assert not job.is_done()
         with pytest.raises(JobNotCompletedError) as info:
             job.result()
         assert info.value.job_id == job.id
         await started.wait()
-        assert job.status is JobStatus.RUNNING
+        assert status(job) is JobStatus.RUNNING
         assert not job.is_done()
         with pytest.raises(JobNotCompletedError):
             job.result()
         release.set()
         await job.wait()
-        assert job.status is JobStatus.SUCCESS
+        assert status(job) is JobStatus.SUCCESS
         assert job.is_done()
         assert job.result() == 42
         assert job.exception is None
@@ -146,11 +147,11 @@ async def test_cancel_while_running_or_done_has_no_effect(app: Jobify) -> None:
         job = await gated.push()
         await started.wait()
         await job.cancel()
-        assert job.status is JobStatus.RUNNING
+        assert status(job) is JobStatus.RUNNING
         release.set()
         assert await job == "finished"
         await job.cancel()
-        assert job.status is JobStatus.SUCCESS
+        assert status(job) is JobStatus.SUCCESS
         assert job.result() == "finished"
 
 
@@ -199,9 +200,9 @@ async def test_cron_expression_and_permanently_failed(app: Jobify) -> None:
     async with app:
         job = await always_fails.schedule().cron(Cron("* * * * * * *", max_failures=1), job_id="cj")
         assert job.cron_expression == "* * * * * * *"
-        assert job.status is JobStatus.SCHEDULED
+        assert status(job) is JobStatus.SCHEDULED
         await job.wait()
-        assert job.status is JobStatus.PERMANENTLY_FAILED
+        assert status(job) is JobStatus.PERMANENTLY_FAILED
         assert job.is_done()
         assert isinstance(job.exception, Boom)
         with pytest.raises(JobFailedError) as info:
@@ -220,12 +221,12 @@ async def test_cancel_right_after_push_before_it_starts(app: Jobify) -> None:
 
     async with app:
         job = await record.push()
-        assert job.status is JobStatus.SCHEDULED  # due, but has not started yet
+        assert status(job) is JobStatus.SCHEDULED  # due, but has not started yet
         await job.cancel()
-        assert job.status is JobStatus.CANCELLED
+        assert status(job) is JobStatus.CANCELLED
         await job.wait()
         await app.wait_all(timeout=1)
         await asyncio.sleep(0.01)
-        assert job.status is JobStatus.CANCELLED
+        assert status(job) is JobStatus.CANCELLED
         assert app.find_job(job.id) is None
     assert ran == []

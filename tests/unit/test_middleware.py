@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-import jobify._execution
+from jobhandles import result_of
 from jobify import JobContext, Jobify, JobRouter, JobStatus
 from jobify.middleware import BaseMiddleware, CallNext
+from jobify.middleware._base import compose
 
 
 class Recorder(BaseMiddleware):
@@ -133,7 +134,7 @@ async def test_short_circuit_with_none_result_is_success() -> None:
     async with app:
         job = await work.push()
         await job.wait()
-    assert (job.status, job.result(), log) == (JobStatus.SUCCESS, None, ["short"])
+    assert (job.status, result_of(job), log) == (JobStatus.SUCCESS, None, ["short"])
 
 
 async def test_middleware_sees_the_job_context() -> None:
@@ -244,22 +245,22 @@ async def test_retry_handlers_and_timeout_wrap_the_middleware() -> None:
         assert await job == "ok"
         assert log == ["mw1", "mw2", "mw3"]
         assert await (await handled.push()) == "handled mw"
-        job = await timed.push()
-        await job.wait()
-        assert job.status is JobStatus.TIMEOUT
+        timed_job = await timed.push()
+        await timed_job.wait()
+        assert timed_job.status is JobStatus.TIMEOUT
 
 
 async def test_pipeline_is_composed_once_per_route_at_startup(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     composed: list[int] = []
-    real_compose = jobify._execution.compose
 
     def counting_compose(middleware: Any, inner: Any) -> Any:
         composed.append(len(middleware))
-        return real_compose(middleware, inner)
+        return compose(middleware, inner)
 
-    monkeypatch.setattr(jobify._execution, "compose", counting_compose)
+    # The name the execution pipeline calls (it imported it from jobify.middleware._base).
+    monkeypatch.setattr("jobify._execution.compose", counting_compose)
     log: list[str] = []
     app = Jobify(storage=False, middleware=[Recorder("app", log)])
     router = JobRouter(middleware=[Recorder("router", log)])

@@ -238,11 +238,11 @@ async def test_wrong_arguments_fail_at_scheduling_time(app: Jobify) -> None:
 
     async with app:
         with pytest.raises(TypeError, match="needs_two"):
-            await needs_two.push(1)
+            await needs_two.push(1)  # type: ignore[call-arg]
         with pytest.raises(TypeError, match="needs_two"):
-            needs_two.schedule(1, 2, 3)
+            needs_two.schedule(1, 2, 3)  # type: ignore[call-arg]
         with pytest.raises(TypeError, match="needs_two"):
-            needs_two.schedule(1, c=2)
+            needs_two.schedule(1, c=2)  # type: ignore[call-arg]
         assert app.get_active_jobs() == []
         await (await needs_two.push(1, b=2)).wait()
         assert ran == [3]
