@@ -24,6 +24,6 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
     ) from exc
 
 from jobify.dashboard._app import MIN_TOKEN_LENGTH, create_app
-from jobify.dashboard._security import TOKEN_ENV
+from jobify.dashboard._security import LOOPBACK_HOSTS, TOKEN_ENV
 
-__all__ = ["MIN_TOKEN_LENGTH", "TOKEN_ENV", "create_app"]
+__all__ = ["LOOPBACK_HOSTS", "MIN_TOKEN_LENGTH", "TOKEN_ENV", "create_app"]
