@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import ipaddress
+import signal
 import socket
 
 import click
@@ -187,8 +188,19 @@ def dashboard(
     config = uvicorn.Config(
         app, host=host, port=port, log_level=log_level, lifespan="on", server_header=False
     )
+    # uvicorn shuts down on SIGINT/SIGTERM, restores the handlers it found, then raises the
+    # signal again. Handlers that do nothing make that a clean exit 0 for this command (the
+    # defaults would end it by the signal, or with KeyboardInterrupt).
+    previous = {sig: signal.signal(sig, _stopped) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         uvicorn.Server(config).run()
     except SystemExit as exc:  # uvicorn exits when it cannot start
         return exc.code if isinstance(exc.code, int) else 1
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 0
+
+
+def _stopped(signum: int, frame: object) -> None:
+    """The signal that stopped the server, raised again by uvicorn once it has stopped."""
