@@ -142,12 +142,11 @@ async def build_store(path: Path) -> Store:
             JobRecord(store.orphan_id, "gone_task", ONCE_AT.timestamp(), b"{}", AT_TRIGGER)
         )
         start = ONCE_AT.timestamp() + 3600
-        await owner.save_many(
-            [
-                JobRecord(f"bulk-{i:03d}", "bulk", start + i, serializer.dumpb({"n": i}), AT_TRIGGER)
-                for i in range(BULK)
-            ]
-        )
+        bulk = [
+            JobRecord(f"bulk-{i:03d}", "bulk", start + i, serializer.dumpb({"n": i}), AT_TRIGGER)
+            for i in range(BULK)
+        ]
+        await owner.save_many(bulk)
         await owner.flush()
     finally:
         await owner.shutdown()

@@ -117,9 +117,7 @@ def test_html_action_errors_are_pages(client: TestClient, store: Store) -> None:
     token = csrf_of(client.get(f"/jobs/{store.cron_id}").text)
     missing = client.post("/jobs/gone/pause", data={"csrf": token, "confirmed": "1"})
     assert missing.status_code == 404 and "no job with id &#39;gone&#39;" in missing.text
-    refused = client.post(
-        f"/jobs/{store.orphan_id}/run", data={"csrf": token, "confirmed": "1"}
-    )
+    refused = client.post(f"/jobs/{store.orphan_id}/run", data={"csrf": token, "confirmed": "1"})
     assert refused.status_code == 409 and "not registered" in refused.text
 
 
@@ -132,9 +130,7 @@ def test_csrf_is_required_on_every_form_action(client: TestClient, store: Store)
     assert stored is not None and stored.status == "scheduled"
 
 
-def test_csrf_token_of_another_dashboard_is_refused(
-    dashboard: ClientFactory, store: Store
-) -> None:
+def test_csrf_token_of_another_dashboard_is_refused(dashboard: ClientFactory, store: Store) -> None:
     one, other = dashboard(), dashboard()
     token = csrf_of(one.get(f"/jobs/{store.cron_id}").text)
     refused = other.post(f"/jobs/{store.cron_id}/pause", data={"csrf": token, "confirmed": "1"})

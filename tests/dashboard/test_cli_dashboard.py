@@ -29,9 +29,7 @@ def free_port() -> int:
 
 def env(**extra: str) -> dict[str, str]:
     environment = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("JOBIFY_STORAGE", "JOBIFY_DASHBOARD_TOKEN")
+        k: v for k, v in os.environ.items() if k not in ("JOBIFY_STORAGE", "JOBIFY_DASHBOARD_TOKEN")
     }
     environment.update(extra)
     return environment

@@ -122,9 +122,7 @@ async def test_run_activity_pages_through_more_than_one_read(tmp_path: Path) -> 
     await history_store(path, 10_500)  # more than MAX_PAGE (10,000) rows
     now = T0 + 10_500
     async with Inspector.from_url(str(path), clock=lambda: now) as inspector:
-        activity = await inspector.run_activity(
-            since=datetime.fromtimestamp(T0, UTC), bucket=3600
-        )
+        activity = await inspector.run_activity(since=datetime.fromtimestamp(T0, UTC), bucket=3600)
     assert activity.runs == 10_500 and activity.truncated is False
     assert [b.runs for b in activity.buckets] == [3600, 3600, 3300]
 
