@@ -175,6 +175,7 @@ def test_crons_page(client: TestClient, store: Store) -> None:
     assert page.status_code == 200
     html = page.text
     assert '<svg class="timeline"' in html
+    assert '<section id="live" data-live data-refresh="30">' in html  # finding crons costs
     assert html.count('class="fire"') >= 60  # the 5-minute cron: every computed fire
     assert 'class="dense"' in html  # ... and a band for the fires beyond them
     assert "0 9 * * *" in html and "*/5 * * * *" in html

@@ -27,7 +27,10 @@
 
   var live = document.getElementById("live");
   var indicator = document.getElementById("live-status");
-  var seconds = Number(document.body.getAttribute("data-refresh") || "0");
+  // A page may refresh less often than the dashboard's setting (data-refresh on #live).
+  var seconds = Number(
+    (live && live.getAttribute("data-refresh")) || document.body.getAttribute("data-refresh") || "0"
+  );
   if (!live || !(seconds > 0)) return;
 
   var busy = false;
