@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from jobify.dashboard import _params as p
+import jobify.dashboard._params as p
 from jobify.dashboard._views import (
     LATE_AFTER,
     crons_view,

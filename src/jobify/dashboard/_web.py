@@ -16,7 +16,16 @@ import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from jobify.dashboard import _format
+from jobify.dashboard._format import (
+    block,
+    duration,
+    job_path,
+    number,
+    pretty,
+    relative,
+    text,
+    when,
+)
 from jobify.dashboard._params import BadRequestError
 from jobify.dashboard._security import SESSION_MAX_AGE, Signer
 from jobify.dashboard._static import StaticAssets
@@ -103,13 +112,13 @@ class Web:
             lstrip_blocks=True,
         )
         self.env.filters.update(
-            when=_format.when,
-            duration=_format.duration,
-            number=_format.number,
-            pretty=_format.pretty,
-            text=_format.text,
-            block=_format.block,
-            job_path=_format.job_path,
+            when=when,
+            duration=duration,
+            number=number,
+            pretty=pretty,
+            text=text,
+            block=block,
+            job_path=job_path,
         )
 
     def now(self) -> datetime:
@@ -182,7 +191,7 @@ class Web:
             "refresh": self.settings.refresh_seconds,
             "flash": None,
             "now": self.now(),
-            "relative": _format.relative,
+            "relative": relative,
             "labels": ACTION_LABELS,
             "questions": ACTION_QUESTIONS,
             "path": request.url.path,
