@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -31,10 +31,6 @@ __all__ = ["Pages"]
 
 JOBS_PER_PAGE = 50
 RUNS_PER_PAGE = 25
-
-
-class _View(Protocol):
-    def json(self) -> dict[str, Any]: ...
 
 
 Load = Callable[[Inspector, dict[str, Any]], Awaitable[Any]]
