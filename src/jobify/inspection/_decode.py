@@ -14,12 +14,12 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from jobify._triggerdoc import TriggerDoc, decode_trigger
+from jobify._triggers import GracePolicy
 from jobify.crontab import create_crontab
 from jobify.exceptions import CronExhaustedError, CronParseError
 from jobify.inspection._model import ArgumentsInfo, CronInfo, JobInfo, RunInfo, TaskInfo
 from jobify.serializers.base import Serializer
 from jobify.storage.base import JobRecord, RecordStatus, RunRecord, TaskRecord
-from jobify._triggers import GracePolicy
 
 __all__ = [
     "decode_arguments",
