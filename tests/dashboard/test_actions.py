@@ -3,11 +3,16 @@ store (edited directly, as the ``jobify`` command does); read-only mode and the 
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from starlette.testclient import TestClient
 
 from jobify._triggerdoc import AT_TRIGGER
+from jobify.dashboard import create_app
+from jobify.inspection import Inspector
+from jobify.storage.base import JobRecord
+from jobify.storage.memory import MemoryStorage
 
 from .conftest import TOKEN, ClientFactory, Store, record
 
@@ -292,3 +297,18 @@ def test_login_needs_its_csrf_token(dashboard: ClientFactory) -> None:
     response = client.post("/login", data={"token": TOKEN, "next": "/"})
     assert response.status_code == 403
     assert "jobify_dashboard_session" not in client.cookies
+
+
+def test_an_owner_that_does_not_answer_is_a_504(store: Store) -> None:
+    # An app owns the store (a memory store here, owned by a handle that never reads its
+    # commands): the action is not done behind its back; the dashboard says it waited.
+    owner = MemoryStorage()
+    asyncio.run(owner.startup())
+    asyncio.run(owner.save(JobRecord("j1", "task", 2e9, b"{}", AT_TRIGGER)))
+    app = create_app(lambda: Inspector(owner.twin, command_timeout=0.05))
+    with TestClient(app) as client:
+        api = client.post("/api/jobs/j1/pause")
+        assert api.status_code == 504
+        assert "did not answer within 0.05s" in api.json()["error"]
+        assert client.get("/api/overview").json()["owner_running"] is True
+    assert asyncio.run(owner.get("j1")) == JobRecord("j1", "task", 2e9, b"{}", AT_TRIGGER)
