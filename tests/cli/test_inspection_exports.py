@@ -9,9 +9,11 @@ import jobify.inspection
 
 SURFACE = {
     "DEFAULT_SERIALIZER",
+    "MAX_BUCKETS",
     "MAX_PAGE",
     "ActionRefusedError",
     "ActionResult",
+    "ActivityBucket",
     "ArgumentsInfo",
     "CronInfo",
     "InspectionError",
@@ -21,6 +23,7 @@ SURFACE = {
     "JobInfo",
     "JobNotFoundError",
     "OwnerNotAnsweringError",
+    "RunActivity",
     "RunInfo",
     "StoreLocation",
     "TaskInfo",

@@ -99,7 +99,14 @@ def test_core_modules_are_internal() -> None:
         for name in graph()
         if name.count(".") == 1
         and name not in PUBLIC
-        and name not in {"jobify.__main__", "jobify.otel", "jobify.prometheus", "jobify.cli"}
+        and name
+        not in {
+            "jobify.__main__",
+            "jobify.otel",
+            "jobify.prometheus",
+            "jobify.cli",
+            "jobify.dashboard",
+        }
         and name != "jobify.inspection"
     ]
     assert all(name.split(".")[1].startswith("_") for name in core), core

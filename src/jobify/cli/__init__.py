@@ -2,8 +2,8 @@
 
 Commands: ``jobs`` (list, show, count, cancel, pause, resume, run, history) on a job store
 given by ``--storage URL``; ``cron`` (preview fire times); ``tasks MODULE:APP``;
-``worker MODULE:APP``. It is built on :mod:`jobify.inspection` for everything it reads from or
-changes in a store.
+``worker MODULE:APP``; ``dashboard`` (the web dashboard; extra ``dashboard``). It is built on
+:mod:`jobify.inspection` for everything it reads from or changes in a store.
 
 The command needs the ``cli`` extra (click, rich): ``pip install 'jobify[cli]'``. Without it,
 ``jobify cron`` still works and every other command says what to install.

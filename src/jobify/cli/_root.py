@@ -16,6 +16,7 @@ import click
 from jobify._version import __version__
 from jobify.cli._appref import AppImportError, AppRefError
 from jobify.cli._cron import EXIT_USAGE, run_cron
+from jobify.cli._dashboard import dashboard
 from jobify.cli._jobs import jobs
 from jobify.cli._params import Settings, debug_option, when_option, zone_option
 from jobify.cli._tasks import tasks
@@ -38,7 +39,7 @@ EXIT_INTERRUPTED = 130
 @debug_option
 def cli() -> None:
     """jobify: an asyncio job scheduler. Inspect and steer job stores, preview cron
-    expressions, list an app's tasks, run an app as a worker.
+    expressions, list an app's tasks, run an app as a worker, serve the web dashboard.
 
     Exit codes: 0 ok, 1 failure, 2 usage error.
     """
@@ -58,6 +59,7 @@ def cron(expression: str, count: int, tz: tzinfo, start: datetime | None) -> int
     return run_cron(expression, count, tz, start, click.echo, lambda m: click.echo(m, err=True))
 
 
+cli.add_command(dashboard)
 cli.add_command(jobs)
 cli.add_command(tasks)
 cli.add_command(worker)

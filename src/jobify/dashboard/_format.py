@@ -1,0 +1,84 @@
+"""How values read on a page: times, durations, and untrusted text made printable.
+
+Escaping for HTML is the template engine's job (autoescape); these helpers only make text
+printable (control and bidirectional-override characters shown as escapes), so that what a
+page shows is what is stored.
+"""
+
+from __future__ import annotations
+
+import math
+import pprint
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+from jobify.inspection import safe_text
+
+__all__ = ["block", "duration", "job_path", "number", "pretty", "relative", "text", "when"]
+
+
+def when(value: datetime | None) -> str:
+    """A time as ``2030-01-31 09:00:00 UTC`` (the dashboard shows UTC throughout)."""
+    if value is None:
+        return "-"
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def duration(seconds: float | None) -> str:
+    """A short human duration: ``850ms``, ``12.3s``, ``4m05s``, ``2h10m``, ``3d04h``."""
+    if seconds is None or not math.isfinite(seconds):
+        return "-"
+    sign = "-" if seconds < 0 else ""
+    seconds = abs(seconds)
+    if seconds < 1:
+        return f"{sign}{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{sign}{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{sign}{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{sign}{hours}h{minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{sign}{days}d{hours:02d}h"
+
+
+def relative(value: datetime | None, now: datetime) -> str:
+    """``in 4m05s`` or ``4m05s ago`` (``now`` if within a second)."""
+    if value is None:
+        return "-"
+    delta = (value - now).total_seconds()
+    if abs(delta) < 1:
+        return "now"
+    return f"in {duration(delta)}" if delta > 0 else f"{duration(-delta)} ago"
+
+
+def number(value: int) -> str:
+    """An integer with thousands separators."""
+    return f"{value:,}"
+
+
+def text(value: Any) -> str:
+    """One printable line of untrusted text (newlines shown as ``\\n``)."""
+    return safe_text(str(value))
+
+
+def block(value: Any) -> str:
+    """Printable multi-line untrusted text (tracebacks): newlines and tabs kept."""
+    return safe_text(str(value), multiline=True)
+
+
+def job_path(job_id: str) -> str:
+    """A job id as one URL path segment (``/`` and every other special character quoted)."""
+    return quote(job_id, safe="")
+
+
+def pretty(value: Any) -> str:
+    """A decoded argument value as Python would show it, wrapped at 100 columns (printable)."""
+    try:
+        shown = pprint.pformat(value, width=100)
+    except Exception:  # a value whose repr fails must not break the page
+        shown = f"<{type(value).__name__} that cannot be shown>"
+    return safe_text(shown, multiline=True)

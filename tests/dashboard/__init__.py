@@ -1,0 +1,1 @@
+"""Tests of the web dashboard (jobify.dashboard, ``jobify dashboard``)."""
