@@ -47,13 +47,6 @@ class SharedMemory(MemoryStorage):
     async def owner_running(self) -> bool:
         return True  # workers run, and yet a shared store is edited directly
 
-    def twin(self) -> SharedMemory:
-        # MemoryStorage.twin() makes a plain MemoryStorage; a twin of this class needs the
-        # store itself, and MemoryStorage has no public way to hand it over yet.
-        other = SharedMemory()
-        other._store = self._store
-        return other
-
 
 async def test_a_shared_store_is_edited_directly() -> None:
     seed = SharedMemory()

@@ -2,8 +2,7 @@
 
 For what only that connection shows or takes: its per-connection settings (``PRAGMA
 synchronous``), faults injected into it (limits, a "full" disk), and the read-only connection
-of an inspector. The storage has no public method for this, so this is the one place the tests
-reach inside it (its private ``_run_on_connection``); anything that another connection to the
+of an inspector (``SQLiteStorage.run_on_connection``); anything that another connection to the
 same file can show is read through a connection of the test's own instead.
 """
 
@@ -20,4 +19,4 @@ T = TypeVar("T")
 
 async def on_own_connection(storage: SQLiteStorage, work: Callable[[sqlite3.Connection], T]) -> T:
     """Run ``work`` with the storage's connection in the storage's thread; its result."""
-    return await storage._run_on_connection(work)
+    return await storage.run_on_connection(work)

@@ -20,7 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Literal
+from typing import Literal, Self
 
 from jobify.exceptions import StorageError, StorageLockedError
 from jobify.storage.base import (
@@ -127,10 +127,11 @@ class MemoryStorage(Storage, CommandChannel):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._watcher: Callable[[], None] | None = None
 
-    def twin(self) -> MemoryStorage:
-        """Another, unstarted handle on the same store: to open an inspector next to a
-        running owner (as a second ``SQLiteStorage`` on the same file would)."""
-        other = MemoryStorage()
+    def twin(self) -> Self:
+        """Another, unstarted handle of the same class on the same store: to open an
+        inspector next to a running owner (as a second ``SQLiteStorage`` on the same file
+        would)."""
+        other = type(self)()
         other._store = self._store
         return other
 

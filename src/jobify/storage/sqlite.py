@@ -106,9 +106,6 @@ class SQLiteStorage(Storage, CommandChannel):
 
     shared = False
 
-    _use_inotify = True
-    """False makes ``watch_commands`` poll the sidecar once a second (tests of the fallback)."""
-
     def __init__(
         self,
         database: str | Path = "jobify.db",
@@ -418,9 +415,7 @@ class SQLiteStorage(Storage, CommandChannel):
         self._on_command = callback
         session = self._session_()
         if self._watcher is None and not self._memory:
-            watcher = CommandWatcher(
-                session.wake_path, self._loop_(), self._wake, use_inotify=self._use_inotify
-            )
+            watcher = CommandWatcher(session.wake_path, self._loop_(), self._wake)
             try:
                 watcher.start()
             except OSError as exc:
@@ -492,9 +487,11 @@ class SQLiteStorage(Storage, CommandChannel):
             return map_error(exc, self.database, self.timeout)
         return exc
 
-    async def _run_on_connection(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``work`` with the main connection in the worker thread (for tests: fault
-        injection and query plans)."""
+    async def run_on_connection(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work(connection)`` in the storage's thread on its own connection and return
+        its result. For diagnostics and tests (per-connection settings, fault injection);
+        what ``work`` changes bypasses the storage's bookkeeping. The storage must be
+        started, or open for inspection."""
         if self._state != "running":
             raise self._refusal()
         session = self._session_()
