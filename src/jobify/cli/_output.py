@@ -7,13 +7,11 @@ rich as ``Text`` (never parsed as markup).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import sys
-from collections.abc import Iterable, Mapping
-from datetime import date, datetime, time, timedelta
-from enum import Enum
+from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from rich import box
@@ -21,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from jobify.inspection import safe_text
+from jobify.inspection import jsonable, safe_text
 
 __all__ = [
     "WIDE",
@@ -88,33 +86,6 @@ def duration(seconds: float) -> str:
         return f"{sign}{minutes}m{secs:02d}s"
     hours, minutes = divmod(minutes, 60)
     return f"{sign}{hours}h{minutes:02d}m"
-
-
-def jsonable(value: Any) -> Any:
-    """``value`` as JSON-ready data: dataclasses as objects, times as ISO 8601 strings,
-    bytes as text when they are UTF-8 (else hex), anything else unknown as its repr."""
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    if isinstance(value, datetime | date | time):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, Enum):
-        return jsonable(value.value)
-    if isinstance(value, bytes):
-        try:
-            return value.decode("utf-8")
-        except UnicodeDecodeError:
-            return value.hex()
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [jsonable(v) for v in value]
-    return repr(value)
 
 
 def print_json(data: Any) -> None:

@@ -2,43 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
-import math
-from collections.abc import Mapping
-from datetime import date, datetime, time, timedelta
-from enum import Enum
 from typing import Any
 
-from jobify.inspection import ActionResult, JobInfo, RunInfo
+from jobify.inspection import ActionResult, JobInfo, RunInfo, jsonable
 
 __all__ = ["action_json", "job_json", "jsonable", "run_json"]
-
-
-def jsonable(value: Any) -> Any:
-    """``value`` as JSON-ready data: dataclasses as objects, times as ISO 8601, bytes as text
-    when UTF-8 (else hex), non-finite floats as strings, anything unknown as its repr."""
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    if isinstance(value, datetime | date | time):
-        return value.isoformat()
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, Enum):
-        return jsonable(value.value)
-    if isinstance(value, bytes):
-        try:
-            return value.decode("utf-8")
-        except UnicodeDecodeError:
-            return value.hex()
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [jsonable(v) for v in value]
-    return repr(value)
 
 
 def job_json(job: JobInfo) -> dict[str, Any]:

@@ -15,6 +15,7 @@ apply them (and its answer awaited); otherwise the store is edited directly.
 from jobify.inspection._activity import MAX_BUCKETS, ActivityBucket, RunActivity
 from jobify.inspection._decode import safe_text
 from jobify.inspection._inspector import DEFAULT_SERIALIZER, MAX_PAGE, Inspector
+from jobify.inspection._json import jsonable
 from jobify.inspection._model import (
     ActionRefusedError,
     ActionResult,
@@ -51,6 +52,7 @@ __all__ = [
     "RunInfo",
     "StoreLocation",
     "TaskInfo",
+    "jsonable",
     "parse_storage_url",
     "safe_text",
 ]
