@@ -436,6 +436,7 @@ class Jobify(_Registrar):
             for task in tasks.values():
                 port: TaskPort[Any] = TaskPort(submitter, task)
                 task.port = port
+                task.control = scheduler
                 self._registry.routes[task.name].connect(port)
             restorer = Restorer(
                 scheduler, submitter, self._cron_parser, self.configs.tz, self._orphans

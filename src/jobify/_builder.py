@@ -8,6 +8,7 @@ startup (before that, a port that says the app has not started).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import datetime, tzinfo
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -35,7 +36,7 @@ class SubmitPort(Protocol[T]):
         """The app clock's current time, in epoch seconds."""
         ...
 
-    async def submit(
+    def submit(
         self,
         arguments: Bound,
         exec_ts: float | None,
@@ -43,7 +44,7 @@ class SubmitPort(Protocol[T]):
         job_id: str | None,
         replace: bool,
         force: bool,
-    ) -> Job[T]:
+    ) -> Awaitable[Job[T]]:
         """Schedule one job of the task: at ``exec_ts`` (epoch seconds) or on ``cron``."""
         ...
 

@@ -81,7 +81,7 @@ class EntryControl(Protocol):
 class Task:
     """A registered task, compiled at startup: what the core needs to run its jobs."""
 
-    __slots__ = ("durable", "execute", "name", "outer", "port", "spec", "state")
+    __slots__ = ("control", "durable", "execute", "name", "outer", "port", "spec", "state")
 
     def __init__(
         self,
@@ -99,36 +99,62 @@ class Task:
         self.outer: Sequence[Any] | None = None
         """Its outer middleware, outermost first (None: none), composed per call."""
         self.port: SubmitPort[Any] | None = None
+        self.control: EntryControl = _NOT_STARTED
+        """What steers this task's jobs from their handles (the app's scheduler)."""
 
     def __repr__(self) -> str:
         return f"<Task {self.name!r}>"
+
+
+class _NotStarted:
+    """The control of a task whose app has not started (no job of it exists yet)."""
+
+    async def cancel(self, entry: JobEntry) -> None:
+        raise RuntimeError("the app has not started")
+
+    pause = resume = cancel
+
+
+_NOT_STARTED = _NotStarted()
 
 
 async def _not_compiled(entry: JobEntry) -> Outcome:
     raise RuntimeError(f"task {entry.task.name!r} has no pipeline yet")
 
 
+class _Rare:
+    """The parts of an entry most jobs never use (replaced, declared, cron history, a stop),
+    kept apart so that 100,000 waiting one-shot jobs do not each carry them."""
+
+    __slots__ = ("declared", "handover", "last_fire", "last_outcome", "parked", "requested")
+
+    def __init__(self) -> None:
+        self.handover: asyncio.Future[None] | None = None
+        self.parked = False
+        self.declared = False
+        self.last_outcome: Outcome | None = None
+        self.last_fire: float | None = None
+        self.requested: Bound | None = None
+
+
+_NO_RARE = _Rare()  # read-only defaults (never written: see JobEntry._rare_)
+
+
 class JobEntry:
     """The scheduler's side of one owned job: trigger state, timer and running task."""
 
     __slots__ = (
+        "_rare",
         "arguments",
-        "control",
         "cron",
-        "declared",
         "exec_ts",
         "failures",
-        "handover",
         "job",
-        "last_fire",
-        "last_outcome",
         "missed",
         "owned",
-        "parked",
         "parser",
         "paused",
         "recorder",
-        "requested",
         "run",
         "runs",
         "task",
@@ -144,7 +170,6 @@ class JobEntry:
         exec_ts: float,
         tz: tzinfo,
         recorder: Recorder,
-        control: EntryControl,
         cron: Cron | None = None,
         parser: CronParser | None = None,
         runs: int = 0,
@@ -158,7 +183,6 @@ class JobEntry:
         self.tz = tz
         """The zone the job's times are shown in (and a cron evaluated in)."""
         self.recorder = recorder
-        self.control = control
         self.cron = cron
         self.parser = parser
         self.runs = runs
@@ -168,26 +192,75 @@ class JobEntry:
         self.owned = True
         """This process may run the job and write its outcome. False once it was replaced,
         cancelled or finished, or the app stopped: every step after an ``await`` checks it."""
-        self.handover: asyncio.Future[None] | None = None
-        """Set while a replacement of this job is being committed: its outcome decides
-        whether this entry is still owned."""
         self.paused = False
-        self.parked = False
-        """The app stopped while this durable job was stored and waiting: it runs after the
-        next start (its handle can still cancel it while the storage is open)."""
         self.missed = False
         """Fires due at the next run step were missed (restored after downtime, resumed
         after a pause, after a clock step): no lateness tolerance applies to them."""
-        self.declared = False
-        """A cron declared on the task (``@app.task(cron=...)``), not made by a call."""
-        self.last_outcome: Outcome | None = None
-        """The outcome of the latest fire of a cron job (None before one in this process)."""
-        self.last_fire: float | None = None
-        """Epoch seconds of the last fire that ran (for the wall-clock step rule)."""
-        # The arguments as the caller gave them, when outer middleware changed them (None
-        # otherwise): an identical re-schedule is judged against what the caller asked for.
-        self.requested: Bound | None = None
+        self._rare = _NO_RARE
         attach(job, self)
+
+    def _rare_(self) -> _Rare:
+        rare = self._rare
+        if rare is _NO_RARE:
+            rare = self._rare = _Rare()
+        return rare
+
+    @property
+    def handover(self) -> asyncio.Future[None] | None:
+        """Set while a replacement of this job is being committed: its outcome decides
+        whether this entry is still owned."""
+        return self._rare.handover
+
+    @handover.setter
+    def handover(self, value: asyncio.Future[None] | None) -> None:
+        self._rare_().handover = value
+
+    @property
+    def parked(self) -> bool:
+        """The app stopped while this durable job was stored and waiting: it runs after the
+        next start (its handle can still cancel it while the storage is open)."""
+        return self._rare.parked
+
+    @parked.setter
+    def parked(self, value: bool) -> None:
+        self._rare_().parked = value
+
+    @property
+    def declared(self) -> bool:
+        """A cron declared on the task (``@app.task(cron=...)``), not made by a call."""
+        return self._rare.declared
+
+    @declared.setter
+    def declared(self, value: bool) -> None:
+        self._rare_().declared = value
+
+    @property
+    def last_outcome(self) -> Outcome | None:
+        """The outcome of the latest fire of a cron job (None before one in this process)."""
+        return self._rare.last_outcome
+
+    @last_outcome.setter
+    def last_outcome(self, value: Outcome | None) -> None:
+        self._rare_().last_outcome = value
+
+    @property
+    def last_fire(self) -> float | None:
+        """Epoch seconds of the last fire that ran (for the wall-clock step rule)."""
+        return self._rare.last_fire
+
+    @last_fire.setter
+    def last_fire(self, value: float | None) -> None:
+        self._rare_().last_fire = value
+
+    @property
+    def requested(self) -> Bound | None:
+        """The arguments as the caller gave them, when outer middleware changed them (None
+        otherwise): an identical re-schedule is judged against what the caller asked for."""
+        return self._rare.requested
+
+    @requested.setter
+    def requested(self, value: Bound | None) -> None:
+        self._rare_().requested = value
 
     def __repr__(self) -> str:
         return f"<JobEntry {self.job.id!r} of {self.task.name!r}>"
@@ -217,13 +290,13 @@ class JobEntry:
         return None if cron is None else CronContext(cron, self.runs, self.failures)
 
     async def cancel(self) -> None:
-        await self.control.cancel(self)
+        await self.task.control.cancel(self)
 
     async def pause(self) -> None:
-        await self.control.pause(self)
+        await self.task.control.pause(self)
 
     async def resume(self) -> None:
-        await self.control.resume(self)
+        await self.task.control.resume(self)
 
 
 def not_begun(task: asyncio.Task[Any]) -> bool:

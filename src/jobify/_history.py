@@ -1,10 +1,14 @@
 """The run history: one record per finished run, kept for a while (``Jobify(history=...)``).
 
 Each finished run (a one-shot job, or one fire of a cron job) becomes a
-:class:`~jobify.storage.base.RunRecord` queued into the storage's next group commit: it costs
-no transaction of its own. Old records are pruned in the background (soon after startup, then
-once an hour): those older than ``max_age`` and all but the newest ``max_rows``. With the
-history off nothing is recorded and nothing is pruned.
+:class:`~jobify.storage.base.RunRecord`. Records are gathered for up to
+:data:`FLUSH_DELAY` (or :data:`FLUSH_MAX` records) and then queued together into the
+storage's next group commit: no transaction of their own, and one commit carries many of them
+(writing each with the commit of its own job would add the history's pages to every durable
+job's commit). So a crash may lose the last fraction of a second of history, never a job.
+Old records are pruned in the background (soon after startup, then once an hour): those older
+than ``max_age`` and all but the newest ``max_rows``. With the history off nothing is recorded
+and nothing is pruned.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ log = logging.getLogger("jobify.history")
 
 PRUNE_INTERVAL = 3600.0
 FIRST_PRUNE_DELAY = 5.0
+FLUSH_DELAY = 0.25
+FLUSH_MAX = 2048
 MAX_TRACEBACK_CHARS = 20_000
 
 
@@ -80,6 +86,8 @@ class HistoryLog:
         self._timer: asyncio.TimerHandle | None = None
         self._pruning: asyncio.Task[int] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._pending: list[RunRecord] = []
+        self._flushing: asyncio.TimerHandle | None = None
 
     def record(
         self, entry: JobEntry, scheduled: float, started: float, finished: float, outcome: Outcome
@@ -91,24 +99,37 @@ class HistoryLog:
             error_type = f"{type(exc).__module__}.{type(exc).__qualname__}"
             message = str(exc)
             text = "".join(traceback.format_exception(exc))[-MAX_TRACEBACK_CHARS:]
-        try:
-            self.storage.record_run_soon(
-                RunRecord(
-                    job_id=entry.job.id,
-                    task_name=entry.task.name,
-                    scheduled_at=scheduled,
-                    started_at=started,
-                    finished_at=finished,
-                    outcome=status.value,
-                    attempts=attempts,
-                    error_type=error_type,
-                    error_message=message,
-                    traceback=text,
-                    worker=self.worker,
-                )
+        self._pending.append(
+            RunRecord(
+                job_id=entry.job.id,
+                task_name=entry.task.name,
+                scheduled_at=scheduled,
+                started_at=started,
+                finished_at=finished,
+                outcome=status.value,
+                attempts=attempts,
+                error_type=error_type,
+                error_message=message,
+                traceback=text,
+                worker=self.worker,
             )
-        except StorageError as error:  # e.g. the storage closed under a run at shutdown
-            log.warning("run of job %r not recorded in the history: %s", entry.job.id, error)
+        )
+        if len(self._pending) >= FLUSH_MAX:
+            self.flush()
+        elif self._flushing is None and self._loop is not None:
+            self._flushing = self._loop.call_later(FLUSH_DELAY, self.flush)
+
+    def flush(self) -> None:
+        """Queue the gathered records into the storage's next group commit."""
+        if self._flushing is not None:
+            self._flushing.cancel()
+            self._flushing = None
+        pending, self._pending = self._pending, []
+        for run in pending:
+            try:
+                self.storage.record_run_soon(run)
+            except StorageError as error:  # e.g. the storage closed under a run at shutdown
+                log.warning("run of job %r not recorded in the history: %s", run.job_id, error)
 
     # -- pruning -------------------------------------------------------------------------
 
@@ -125,6 +146,7 @@ class HistoryLog:
 
     async def prune(self) -> int:
         """Delete what the retention no longer keeps; returns how many run records."""
+        self.flush()  # the retention applies to the runs gathered so far too
         cutoff = self.clock() - self.retention.max_age.total_seconds()
         try:
             deleted = await self.storage.prune_history(before=cutoff, keep=self.retention.max_rows)
@@ -136,7 +158,8 @@ class HistoryLog:
         return deleted
 
     async def stop(self) -> None:
-        """Stop the pruning timer; wait for a prune in progress."""
+        """Queue the last records; stop the pruning timer; wait for a prune in progress."""
+        self.flush()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

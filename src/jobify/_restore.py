@@ -72,16 +72,14 @@ class Restorer:
             if record.status in (RecordStatus.PERMANENTLY_FAILED, RecordStatus.FINISHED):
                 ended[record.job_id] = found
                 continue
-            entry = self._restored_entry(found, recorder, scheduler)
+            entry = self._restored_entry(found, recorder)
             restored[record.job_id] = entry
             scheduler.add(entry)
         await self.declare(tasks, restored, ended, storage)
         if restored:
             log.info("restored %d job(s) from storage", len(restored))
 
-    def _restored_entry(
-        self, found: Restored, recorder: StoreRecorder, scheduler: Scheduler
-    ) -> JobEntry:
+    def _restored_entry(self, found: Restored, recorder: StoreRecorder) -> JobEntry:
         cron = found.cron
         parser = self._parser_for(cron.expression) if cron is not None else None
         entry = JobEntry(
@@ -93,13 +91,13 @@ class Restorer:
             # Restored records are durable whatever the task says now: a task switched to
             # durable=False still finishes (deletes) the record it left behind.
             recorder,
-            scheduler,
             cron,
             parser,
             found.runs,
             found.failures,
         )
-        entry.declared = found.declared
+        if found.declared:
+            entry.declared = True
         entry.missed = True  # fires due now happened while the app was down
         if found.record.status == RecordStatus.PAUSED:
             entry.paused = True

@@ -303,7 +303,8 @@ class Scheduler:
     def _reinstate(self, entry: JobEntry) -> None:
         """Own an entry again after a change of it could not be committed."""
         entry.owned = True
-        entry.parked = False
+        if entry.parked:
+            entry.parked = False
         self.add(entry)
         if entry.run is None or entry.run.done():
             self.arm(entry)
@@ -393,27 +394,33 @@ class Scheduler:
 
     # -- running -------------------------------------------------------------------------
 
-    async def _execute(self, entry: JobEntry, scheduled: float) -> Outcome:
-        job = entry.job
-        job.status = JobStatus.RUNNING
-        started = self.clock()
+    # A run is bracketed by two plain calls around ``await entry.task.execute(entry)``, not
+    # wrapped in a coroutine of its own: one coroutine frame less per run (the hot path).
+
+    def _began(self, entry: JobEntry) -> float:
+        """A run starts: RUNNING, logged; returns its start time."""
+        entry.job.status = JobStatus.RUNNING
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("job %r started", job.id, extra=_extra(entry))
-        outcome = await entry.task.execute(entry)
+            log.debug("job %r started", entry.job.id, extra=_extra(entry))
+        return self.clock()
+
+    def _ran(self, entry: JobEntry, scheduled: float, started: float, outcome: Outcome) -> None:
+        """A run ended: recorded in the run history, logged."""
         finished = self.clock()
         self.run_log.record(entry, scheduled, started, finished, outcome)
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "job %r finished: %s in %.3fs",
-                job.id,
+                entry.job.id,
                 outcome[0].value,
                 finished - started,
                 extra=_extra(entry),
             )
-        return outcome
 
     async def _run_once(self, entry: JobEntry) -> None:
-        outcome = await self._execute(entry, entry.exec_ts)
+        started = self._began(entry)
+        outcome = await entry.task.execute(entry)
+        self._ran(entry, entry.exec_ts, started, outcome)
         if entry.handover is not None:
             await self.settled(entry)
         if entry.owned:
@@ -506,7 +513,9 @@ class Scheduler:
     async def _fire_once(self, entry: JobEntry, scheduled: float, *, last: bool) -> bool:
         """Run one fire and count it; True when the job ended (or is no longer ours).
         ``last``: the expression has no fire after this one."""
-        outcome = await self._execute(entry, scheduled)
+        started = self._began(entry)
+        outcome = await entry.task.execute(entry)
+        self._ran(entry, scheduled, started, outcome)
         entry.last_outcome = outcome
         status, value, exc, _ = outcome
         entry.last_fire = scheduled

@@ -500,13 +500,13 @@ class SharedWorker(SharedListener):
             record.exec_at,
             found.tz or (cron.zone if cron is not None else None) or self.tz,
             self.recorder,
-            self.scheduler,
             cron,
             parser,
             found.runs,
             found.failures,
         )
-        entry.declared = found.declared
+        if found.declared:
+            entry.declared = True
         self.scheduler.add(entry)
         self.scheduler.arm(entry)
 

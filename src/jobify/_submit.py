@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from dataclasses import replace as replace_
 from datetime import datetime, timedelta, tzinfo
@@ -48,7 +48,7 @@ log = logging.getLogger("jobify.schedule")
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Request:
     """One scheduling call, bound once: everything the way down needs."""
 
@@ -117,7 +117,7 @@ class TaskPort(Generic[T]):
     def now(self) -> float:
         return self._submitter.clock()
 
-    async def submit(
+    def submit(
         self,
         arguments: Bound,
         exec_ts: float | None,
@@ -125,10 +125,9 @@ class TaskPort(Generic[T]):
         job_id: str | None,
         replace: bool,
         force: bool,
-    ) -> Job[T]:
-        return await self._submitter.submit(
-            self._task, arguments, exec_ts, cron, job_id, replace, force
-        )
+    ) -> Awaitable[Job[T]]:
+        # The submitter's coroutine itself: no frame of its own on the way (the hot path).
+        return self._submitter.submit(self._task, arguments, exec_ts, cron, job_id, replace, force)
 
 
 class NotStarted:
@@ -212,7 +211,8 @@ class Submitter:
         force: bool,
     ) -> Job[Any]:
         """Validate a call, answer an identical re-schedule, run outer middleware, commit."""
-        self._check_open()
+        if not self.open:
+            self._check_open()
         chosen_id = job_id is not None
         job_id = self._job_id(job_id)
         parser: CronParser | None = None
@@ -225,7 +225,7 @@ class Submitter:
         else:
             assert exec_ts is not None
             exec_ts = check_instant(exec_ts)
-        existing = self.scheduler.jobs.get(job_id)
+        existing = self.scheduler.jobs.get(job_id) if chosen_id else None
         if existing is not None and _identical(existing, task, exec_ts, cron, arguments):
             if not force:
                 return existing.job  # a no-op: outer middleware does not run again
@@ -309,19 +309,22 @@ class Submitter:
 
     async def commit(self, request: Request, job: Job[Any] | None = None) -> Job[Any]:
         """Own the requested job: commit it if durable, then arm it; returns its handle."""
-        self._check_open()
-        job_id = request.job_id
-        while (pending := self._inflight.get(job_id)) is not None:
-            if not request.replace:
-                raise DuplicateJobError(job_id)
-            await asyncio.shield(pending)  # the last of several replacing callers wins
+        if not self.open:
             self._check_open()
+        job_id = request.job_id
+        scheduler = self.scheduler
+        existing = None
+        if request.chosen_id:  # a generated id is new everywhere: nothing to wait for
+            while (pending := self._inflight.get(job_id)) is not None:
+                if not request.replace:
+                    raise DuplicateJobError(job_id)
+                await asyncio.shield(pending)  # the last of several replacing callers wins
+                self._check_open()
+            existing = scheduler.jobs.get(job_id)
+            if existing is not None and not request.replace:
+                raise DuplicateJobError(job_id)
         if self.shared is not None and request.task.durable:
             return await self._commit_shared(self.shared, request, job)
-        scheduler = self.scheduler
-        existing = scheduler.jobs.get(job_id)
-        if existing is not None and not request.replace:
-            raise DuplicateJobError(job_id)
         entry = self._entry(request, existing, job if job is not None else Job(job_id))
         recorder = entry.recorder
         if not isinstance(recorder, StoreRecorder):
@@ -335,30 +338,29 @@ class Submitter:
         self._inflight[job_id] = done
         if existing is not None:
             scheduler.retire(existing)
-        # Shielded: if the caller is cancelled, the write still lands (it was issued), so
-        # the bookkeeping below must happen anyway, or memory and storage would disagree.
-        landing = asyncio.ensure_future(self._land(recorder, record, entry, existing, done))
-        landing.add_done_callback(_retrieve)
-        await asyncio.shield(landing)
-        return entry.job
-
-    async def _land(
-        self,
-        recorder: StoreRecorder,
-        record: Any,
-        entry: JobEntry,
-        existing: JobEntry | None,
-        done: asyncio.Future[None],
-    ) -> None:
         try:
             await recorder.save_record(record)
+        except asyncio.CancelledError:
+            # The caller was cancelled after the write was issued: the storage commits it
+            # anyway, so the job is owned as if the call had returned (memory and storage
+            # must agree), and the cancellation goes on to the caller.
+            self._landed(entry, existing, done)
+            raise
         except BaseException:
             if existing is not None:
-                self.scheduler.handover(existing, replaced=False)
-            raise
-        finally:
-            del self._inflight[entry.job.id]
+                scheduler.handover(existing, replaced=False)
+            del self._inflight[job_id]
             done.set_result(None)
+            raise
+        self._landed(entry, existing, done)
+        return entry.job
+
+    def _landed(
+        self, entry: JobEntry, existing: JobEntry | None, done: asyncio.Future[None]
+    ) -> None:
+        """The record of ``entry`` is committed (or will be): own and arm it."""
+        del self._inflight[entry.job.id]
+        done.set_result(None)
         if existing is not None:
             self.scheduler.handover(existing, replaced=True)
         if self.scheduler.stopped:
@@ -494,22 +496,16 @@ class Submitter:
             exec_ts,
             request.tz,
             recorder,
-            self.scheduler,
             cron,
             request.parser,
             runs,
             failures,
         )
-        entry.requested = request.requested
-        entry.declared = request.declared
+        if request.requested is not None:
+            entry.requested = request.requested
+        if request.declared:
+            entry.declared = True
         return entry
-
-
-def _retrieve(task: asyncio.Future[None]) -> None:
-    """Mark a landing's outcome as seen (its caller may have been cancelled; a failure was
-    raised to the caller when there was one)."""
-    if not task.cancelled():
-        task.exception()
 
 
 def _first_fire(cron: Cron, parser: CronParser, tz: tzinfo, now_ts: float) -> float:

@@ -26,6 +26,16 @@ class FakeWall:
         return time.time() + self.offset
 
 
+async def recorded(storage: Any, count: int, timeout: float = 3.0) -> list[Any]:
+    """The run history once it holds ``count`` runs (it is written a little after the runs)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        runs: list[Any] = await storage.query_history(HistoryQuery())
+        if len(runs) >= count or time.monotonic() > deadline:
+            return runs
+        await asyncio.sleep(0.02)
+
+
 def status(job: Any) -> JobStatus:
     value: JobStatus = job.status
     return value
@@ -168,8 +178,8 @@ async def test_every_finished_run_is_recorded(tmp_path: Path) -> None:
         await failed.wait()
         storage = app.configs.storage
         assert storage is not None
-        await storage.flush()
-        runs = await storage.query_history(HistoryQuery())
+        # Runs are gathered for a fraction of a second, then written with a group commit.
+        runs = await recorded(storage, 2)
         failures = await storage.query_history(HistoryQuery(failed_only=True))
     assert sorted(r.outcome for r in runs) == ["failed", "success"]
     (failure,) = failures

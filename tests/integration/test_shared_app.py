@@ -182,8 +182,11 @@ async def test_a_run_is_recorded_in_the_history(
         await asyncio.wait_for(job, 5)
         storage = app.configs.storage
         assert storage is not None
-        await storage.flush()
-        runs = await storage.query_history(HistoryQuery(job_id=job.id))
+        # Runs are gathered for a fraction of a second, then written with a group commit.
+        deadline = asyncio.get_running_loop().time() + 3
+        while not (runs := await storage.query_history(HistoryQuery(job_id=job.id))):
+            assert asyncio.get_running_loop().time() < deadline, "the run was not recorded"
+            await asyncio.sleep(0.02)
         assert [r.outcome for r in runs] == ["success"]
 
 
