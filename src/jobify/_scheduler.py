@@ -468,7 +468,7 @@ class Scheduler:
             done = await self._fire_once(entry, latest.timestamp(), last=nxt is None)
         else:
             done = False
-        if done or not await self.settled(entry):
+        if done or not (entry.owned if entry.handover is None else await self.settled(entry)):
             return
         if nxt is None:
             # The expression has no fire after this one: the job is exhausted.
@@ -519,7 +519,7 @@ class Scheduler:
         entry.last_outcome = outcome
         status, value, exc, _ = outcome
         entry.last_fire = scheduled
-        if not await self.settled(entry):
+        if not (entry.owned if entry.handover is None else await self.settled(entry)):
             finish(entry.job, status, value, exc)  # replaced meanwhile: this job is over
             return True
         cron = entry.cron
@@ -548,8 +548,11 @@ class Scheduler:
         entry.job.status = JobStatus.PAUSED if entry.paused else JobStatus.SCHEDULED
         outcome, entry.last_outcome = entry.last_outcome, None  # None: skipped, no run
         recorder = entry.recorder
-        committed = await self._commit(entry, lambda e: recorder.advance(e, outcome))
-        if not committed:
+        # A job that is not durable has nothing to commit: skip the await (the cron fan-out
+        # of many jobs on one second is a hot path).
+        if recorder.durable and not await self._commit(
+            entry, lambda e: recorder.advance(e, outcome)
+        ):
             return
         entry.run = None
         if not recorder.owns_between_runs:

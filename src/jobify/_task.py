@@ -98,6 +98,10 @@ class TaskSpec:
             else None
         )
         self._required = sum(1 for p in bindable if p.default is p.empty)
+        self._name_set = frozenset(self._positional_names or ())
+        self._required_names = frozenset(
+            p.name for p in bindable if p.default is p.empty and self._positional_names
+        )
         # Calling by keyword is fastest and always right unless the function has
         # positional-only or *args parameters; then BoundArguments rebuilds the call.
         self.call_by_keyword = not any(
@@ -124,11 +128,17 @@ class TaskSpec:
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Bound:
         """Bind call arguments to the signature (TypeError if wrong); see :data:`Bound`."""
         names = self._positional_names
-        if not kwargs and names is not None and self._required <= len(args) <= len(names):
-            if len(args) == len(names):
-                return args
-            # Plain positional call of a plain signature: what Signature.bind would return.
-            return dict(zip(names, args, strict=False))
+        if names is not None:
+            if not kwargs and self._required <= len(args) <= len(names):
+                if len(args) == len(names):
+                    return args
+                # Plain positional call of a plain signature: what Signature.bind would return.
+                return dict(zip(names, args, strict=False))
+            if not args and self._required_names <= kwargs.keys() <= self._name_set:
+                # Every argument by name (e.g. restored from storage): no Signature.bind.
+                if len(kwargs) == len(names):
+                    return tuple(kwargs[name] for name in names)
+                return {name: kwargs[name] for name in names if name in kwargs}
         try:
             return self.bind_signature.bind(*args, **kwargs).arguments
         except TypeError as exc:

@@ -158,7 +158,22 @@ class _EverySecond(CronExpression):
             nxt = now + _ONE_SECOND
             self._last = nxt
             return nxt
-        return super().next_run(now=now)
+        memo = self._hour
+        if (
+            memo is not None
+            and not now.microsecond
+            and (now.second < 59 or now.minute < 59)
+            and now.hour == memo[3]
+            and now.day == memo[2]
+            and now.month == memo[1]
+            and now.year == memo[0]
+            and tz is memo[4]
+        ):
+            # Inside an hour of a day without a daylight-saving change (the memo says so),
+            # and not its last second: wall time is real time, the next fire is the next
+            # second of the same hour.
+            return now + _ONE_SECOND
+        return self._next_run(now)
 
 
 @functools.lru_cache(maxsize=1024)
