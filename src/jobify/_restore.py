@@ -58,8 +58,9 @@ class Restorer:
         Nothing is armed yet: the scheduler arms what it owns when it starts."""
         scheduler = self._scheduler
         assert scheduler is not None
-        restored: dict[str, JobEntry] = {}
+        crons: dict[str, JobEntry] = {}  # only cron jobs can be declarations
         ended: dict[str, Restored] = {}
+        restored = 0
         for record in await storage.load():
             if record.status not in RecordStatus.ALL:
                 self._orphan(storage, record, f"unknown record status {record.status!r}")
@@ -73,11 +74,13 @@ class Restorer:
                 ended[record.job_id] = found
                 continue
             entry = self._restored_entry(found, recorder)
-            restored[record.job_id] = entry
+            restored += 1
+            if entry.cron is not None:
+                crons[record.job_id] = entry
             scheduler.add(entry)
-        await self.declare(tasks, restored, ended, storage)
+        await self.declare(tasks, crons, ended, storage)
         if restored:
-            log.info("restored %d job(s) from storage", len(restored))
+            log.info("restored %d job(s) from storage", restored)
 
     def _restored_entry(self, found: Restored, recorder: StoreRecorder) -> JobEntry:
         cron = found.cron
@@ -185,7 +188,9 @@ class Restorer:
         ended: Mapping[str, Restored],
         storage: Storage | None,
     ) -> None:
-        """Bring the crons declared on tasks (``@app.task(cron=...)``) in line with storage.
+        """Bring the crons declared on tasks (``@app.task(cron=...)``) in line with storage:
+        ``restored`` holds the restored cron jobs, ``ended`` the finished or permanently
+        failed records.
 
         An unchanged declaration keeps its stored job: its counters and next fire, or its
         finished / permanently failed end (it does not start again). A changed declaration
