@@ -22,10 +22,10 @@ from typing import Any
 
 from jobify._arguments import ArgumentCodec, argument_hints
 from jobify._builder import Bound
-from jobify._entry import JobEntry, Outcome, Task
+from jobify._entry import JobEntry, Outcome, Recorder, Task
 from jobify._jobs import Job, JobStatus, attach, finish
 from jobify._triggerdoc import decode_trigger, encode_trigger
-from jobify._triggers import Cron
+from jobify._triggers import Cron, CronParser
 from jobify.exceptions import ApplicationStateError, BaseJobifyError
 from jobify.storage.base import JobRecord, RecordStatus, Storage
 
@@ -84,6 +84,58 @@ class Restored:
     runs: int
     failures: int
     declared: bool
+
+    def entry(
+        self, recorder: Recorder, parser_for: Callable[[str], CronParser], tz: tzinfo
+    ) -> JobEntry:
+        """The entry this record becomes, written through ``recorder``; ``tz`` is the app's
+        zone, used where neither the record nor its cron names one."""
+        cron = self.cron
+        entry = JobEntry(
+            self.task,
+            Job(self.record.job_id),
+            self.arguments,
+            self.record.exec_at,
+            self.tz or (cron.zone if cron is not None else None) or tz,
+            recorder,
+            cron,
+            parser_for(cron.expression) if cron is not None else None,
+            self.runs,
+            self.failures,
+        )
+        if self.declared:
+            entry.declared = True
+        return entry
+
+    def declares(self, task: Task, cron: Cron, tz: tzinfo, arguments: Bound) -> bool:
+        """Whether this record is the cron ``task`` declares, unchanged: same schedule, zone
+        and arguments."""
+        return (
+            self.cron is not None
+            and same_cron(self.cron, cron)
+            and (self.tz or tz) == tz
+            and same_arguments(task, self.arguments, arguments)
+        )
+
+
+def same_cron(a: Cron, b: Cron) -> bool:
+    """Two Crons declare the same schedule (their ``args``/``kwargs`` compared apart)."""
+    return bool(
+        a.expression == b.expression
+        and a.max_runs == b.max_runs
+        and a.max_failures == b.max_failures
+        and a.misfire_policy == b.misfire_policy
+        and a.start_date == b.start_date
+        and a.zone == b.zone
+    )
+
+
+def same_arguments(task: Task, a: Bound, b: Bound) -> bool:
+    """Two bound argument sets of ``task`` are equal (False where comparing fails)."""
+    try:
+        return bool(task.spec.as_dict(a) == task.spec.as_dict(b))
+    except Exception:
+        return False
 
 
 class StoreRecorder:

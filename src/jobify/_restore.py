@@ -14,17 +14,24 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from datetime import tzinfo
-from typing import Any
 
+from jobify._builder import Bound
 from jobify._entry import JobEntry, Task
-from jobify._jobs import Job, JobStatus
-from jobify._records import OrphanSource, Restored, StoreRecorder, Unrestorable
+from jobify._jobs import JobStatus
+from jobify._records import (
+    OrphanSource,
+    Restored,
+    StoreRecorder,
+    Unrestorable,
+    same_arguments,
+    same_cron,
+)
 from jobify._scheduler import Scheduler
 from jobify._shared import SharedWorker
 from jobify._submit import Request, Submitter
-from jobify._triggers import CronParser
+from jobify._triggers import Cron, CronParser
 from jobify.exceptions import CronExhaustedError
-from jobify.storage.base import RecordStatus, Storage
+from jobify.storage.base import JobRecord, RecordStatus, Storage
 
 __all__ = ["Restorer"]
 
@@ -83,24 +90,9 @@ class Restorer:
             log.info("restored %d job(s) from storage", restored)
 
     def _restored_entry(self, found: Restored, recorder: StoreRecorder) -> JobEntry:
-        cron = found.cron
-        parser = self._parser_for(cron.expression) if cron is not None else None
-        entry = JobEntry(
-            found.task,
-            Job(found.record.job_id),
-            found.arguments,
-            found.record.exec_at,
-            found.tz or (cron.zone if cron is not None else None) or self._tz,
-            # Restored records are durable whatever the task says now: a task switched to
-            # durable=False still finishes (deletes) the record it left behind.
-            recorder,
-            cron,
-            parser,
-            found.runs,
-            found.failures,
-        )
-        if found.declared:
-            entry.declared = True
+        # Restored records are durable whatever the task says now: a task switched to
+        # durable=False still finishes (deletes) the record it left behind.
+        entry = found.entry(recorder, self._parser_for, self._tz)
         entry.missed = True  # fires due now happened while the app was down
         if found.record.status == RecordStatus.PAUSED:
             entry.paused = True
@@ -129,27 +121,24 @@ class Restorer:
                 continue
             arguments = task.spec.bind(tuple(cron.args), dict(cron.kwargs))
             tz = cron.zone or self._tz
-            if (
-                found is not None
-                and found.cron is not None
-                and _same_cron(found.cron, cron)
-                and (found.tz or tz) == tz
-                and _same_arguments(task, found.arguments, arguments)
-            ):
+            if found is not None and found.declares(task, cron, tz, arguments):
                 continue  # unchanged: keep its state, whichever worker wrote it
-            request = Request(
-                task,
-                arguments,
-                None,
-                cron,
-                self._parser_for(cron.expression),
-                tz,
-                name,
-                replace=True,
-                force=True,
-                declared=True,
-            )
-            await self._commit_declared(request)
+            await self._commit_declared(self._declaration(task, cron, tz, arguments))
+
+    def _declaration(self, task: Task, cron: Cron, tz: tzinfo, arguments: Bound) -> Request:
+        """The request that (re)declares ``task``'s cron under its own name."""
+        return Request(
+            task,
+            arguments,
+            None,
+            cron,
+            self._parser_for(cron.expression),
+            tz,
+            task.name,
+            replace=True,
+            force=True,
+            declared=True,
+        )
 
     async def _commit_declared(self, request: Request) -> None:
         try:
@@ -167,7 +156,7 @@ class Restorer:
                 extra={"task_name": request.task.name},
             )
 
-    def _orphan(self, storage: Storage, record: Any, reason: str) -> None:
+    def _orphan(self, storage: Storage, record: JobRecord, reason: str) -> None:
         log.error(
             "job %r of task %r cannot be restored: %s. Its record is left in storage; "
             "register the task, or remove the record with `await app.find_job(%r).cancel()` "
@@ -224,54 +213,19 @@ class Restorer:
                 current.declared = True
                 continue
             final = ended.get(name)
-            if (
-                current is None
-                and final is not None
-                and final.cron is not None
-                and _same_cron(final.cron, cron)
-                and (final.tz or tz) == tz
-                and _same_arguments(task, final.arguments, arguments)
-            ):
+            if current is None and final is not None and final.declares(task, cron, tz, arguments):
                 continue  # it ran to its end: an unchanged declaration stays finished
-            request = Request(
-                task,
-                arguments,
-                None,
-                cron,
-                self._parser_for(cron.expression),
-                tz,
-                name,
-                replace=True,
-                force=True,
-                declared=True,
-            )
+            request = self._declaration(task, cron, tz, arguments)
             restored.pop(name, None)
             await self._commit_declared(request)
 
 
-def _same_cron(a: Any, b: Any) -> bool:
-    """Two Crons declare the same schedule (their ``args``/``kwargs`` compared apart)."""
-    return bool(
-        a.expression == b.expression
-        and a.max_runs == b.max_runs
-        and a.max_failures == b.max_failures
-        and a.misfire_policy == b.misfire_policy
-        and a.start_date == b.start_date
-        and a.zone == b.zone
-    )
-
-
-def _same_arguments(task: Task, a: Any, b: Any) -> bool:
-    try:
-        return bool(task.spec.as_dict(a) == task.spec.as_dict(b))
-    except Exception:
-        return False
-
-
-def _same_declaration(entry: JobEntry, task: Task, cron: Any, tz: Any, arguments: Any) -> bool:
+def _same_declaration(
+    entry: JobEntry, task: Task, cron: Cron, tz: tzinfo, arguments: Bound
+) -> bool:
     return (
         entry.cron is not None
-        and _same_cron(entry.cron, cron)
+        and same_cron(entry.cron, cron)
         and entry.tz == tz
-        and _same_arguments(task, entry.arguments, arguments)
+        and same_arguments(task, entry.arguments, arguments)
     )

@@ -491,22 +491,7 @@ class SharedWorker(SharedListener):
                 extra={"job_id": record.job_id, "task_name": record.task_name},
             )
             return
-        cron = found.cron
-        parser = self._parser_for(cron.expression) if cron is not None else None
-        entry = JobEntry(
-            found.task,
-            Job(record.job_id),
-            found.arguments,
-            record.exec_at,
-            found.tz or (cron.zone if cron is not None else None) or self.tz,
-            self.recorder,
-            cron,
-            parser,
-            found.runs,
-            found.failures,
-        )
-        if found.declared:
-            entry.declared = True
+        entry = found.entry(self.recorder, self._parser_for, self.tz)
         self.scheduler.add(entry)
         self.scheduler.arm(entry)
 

@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,9 +17,13 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from jobify import Cron, Jobify
-from jobify._triggerdoc import AT_TRIGGER
+from jobify._triggerdoc import AT_TRIGGER, encode_trigger
+from jobify.inspection import Inspector
 from jobify.storage import SQLiteStorage
-from jobify.storage.base import JobRecord, RunRecord, TaskRecord
+from jobify.storage.base import JobRecord, RecordStatus, RunRecord, TaskRecord
+
+BERLIN = ZoneInfo("Europe/Berlin")
+OLD_NINE = datetime(2020, 1, 1, 9, tzinfo=UTC)
 
 ONCE_AT = datetime(2031, 1, 2, 3, 4, 5, tzinfo=UTC)
 """When the prepared one-shot job is due (far away: it never runs during a test)."""
@@ -78,7 +82,7 @@ async def build_store(path: Path) -> Store:
             ONCE_AT, job_id=store.once_id
         )
         await send_email.schedule("team@example.com").cron(
-            Cron("0 9 * * *", max_runs=10, tz=ZoneInfo("Europe/Berlin")), job_id=store.cron_id
+            Cron("0 9 * * *", max_runs=10, tz=BERLIN), job_id=store.cron_id
         )
     finally:
         await app.shutdown()
@@ -179,3 +183,34 @@ def one_line_error(result: subprocess.CompletedProcess[str], code: int) -> str:
 def words(lines: Sequence[str]) -> list[list[str]]:
     """Each line split on whitespace (for finding cells in a table)."""
     return [line.split() for line in lines]
+
+
+async def save(path: Path, *records: JobRecord, tasks: list[str] | None = None) -> None:
+    """Write records (and optionally the task list) as the store's owner."""
+    owner = SQLiteStorage(path)
+    await owner.startup()
+    try:
+        if records:
+            await owner.save_many(records)
+        if tasks is not None:
+            await owner.save_tasks([TaskRecord(name, "{}", time.time()) for name in tasks])
+    finally:
+        await owner.shutdown()
+
+
+def cron_record(job_id: str, cron: Cron, exec_at: datetime, **kwargs: object) -> JobRecord:
+    runs = int(kwargs.pop("runs", 0))  # type: ignore[call-overload]
+    return JobRecord(
+        job_id,
+        "send_email",
+        exec_at.timestamp(),
+        b'{"to":"x@example.com"}',
+        encode_trigger(cron, UTC, runs, 0),
+        str(kwargs.pop("status", RecordStatus.SCHEDULED)),
+    )
+
+
+@pytest.fixture
+async def inspector(store: Store) -> AsyncIterator[Inspector]:
+    async with Inspector.from_url(store.url) as opened:
+        yield opened

@@ -27,6 +27,7 @@ SURFACE = {
     "RunInfo",
     "StoreLocation",
     "TaskInfo",
+    "human_duration",
     "jsonable",
     "parse_storage_url",
     "safe_text",

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from jobify import Cron
-from jobify._triggerdoc import AT_TRIGGER, encode_trigger
+from jobify._triggerdoc import AT_TRIGGER
 from jobify.exceptions import StorageError
 from jobify.inspection import (
     InspectionError,
@@ -20,44 +17,9 @@ from jobify.inspection import (
     JobNotFoundError,
 )
 from jobify.storage import SQLiteStorage
-from jobify.storage.base import JobRecord, RecordStatus, TaskRecord
+from jobify.storage.base import JobRecord, TaskRecord
 
-from .conftest import ONCE_AT, Store
-
-BERLIN = ZoneInfo("Europe/Berlin")
-OLD_NINE = datetime(2020, 1, 1, 9, tzinfo=UTC)
-
-
-@pytest.fixture
-async def inspector(store: Store) -> AsyncIterator[Inspector]:
-    async with Inspector.from_url(store.url) as opened:
-        yield opened
-
-
-async def save(path: Path, *records: JobRecord, tasks: list[str] | None = None) -> None:
-    """Write records (and optionally the task list) as the store's owner."""
-    owner = SQLiteStorage(path)
-    await owner.startup()
-    try:
-        if records:
-            await owner.save_many(records)
-        if tasks is not None:
-            await owner.save_tasks([TaskRecord(name, "{}", time.time()) for name in tasks])
-    finally:
-        await owner.shutdown()
-
-
-def cron_record(job_id: str, cron: Cron, exec_at: datetime, **kwargs: object) -> JobRecord:
-    runs = int(kwargs.pop("runs", 0))  # type: ignore[call-overload]
-    return JobRecord(
-        job_id,
-        "send_email",
-        exec_at.timestamp(),
-        b'{"to":"x@example.com"}',
-        encode_trigger(cron, UTC, runs, 0),
-        str(kwargs.pop("status", RecordStatus.SCHEDULED)),
-    )
-
+from .conftest import BERLIN, ONCE_AT, Store, cron_record, save
 
 # -- reads --------------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ import pytest
 
 from jobify.cli._cronpreview import preview
 from jobify.cli._when import parse_when, parse_zone
-from jobify.inspection import parse_storage_url, safe_text
+from jobify.inspection import human_duration, parse_storage_url, safe_text
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -119,6 +119,19 @@ def test_safe_text() -> None:
     assert safe_text("abc\u202egnp.exe") == "abc\\u202egnp.exe"  # right-to-left override
     assert safe_text("\x9b2J") == "\\x9b2J"  # the one-byte CSI
     assert safe_text("no\u00a0break") == "no break"
+
+
+def test_human_duration() -> None:
+    assert human_duration(0.85) == "850ms"
+    assert human_duration(12.34) == "12.3s"
+    assert human_duration(245) == "4m05s"
+    assert human_duration(2 * 3600 + 600) == "2h10m"
+    assert human_duration(47 * 3600 + 59 * 60) == "47h59m"
+    assert human_duration(3 * 86400 + 4 * 3600) == "3d04h"
+    assert human_duration(-245) == "-4m05s"
+    assert human_duration(None) == "-"
+    assert human_duration(float("nan")) == "-"
+    assert human_duration(float("inf")) == "-"
 
 
 def fires(expression: str, zone: str, start: str, count: int) -> list[str]:

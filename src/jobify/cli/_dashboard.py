@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import ipaddress
 import signal
 import socket
 
@@ -45,15 +44,6 @@ def _storage_url(ctx: click.Context, param: click.Parameter, value: str) -> str:
     except ValueError as exc:
         raise click.BadParameter(str(exc), ctx, param) from None
     return value
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 async def _check_store(url: str) -> str:
@@ -150,11 +140,12 @@ def dashboard(
     import uvicorn
 
     from jobify.dashboard import LOOPBACK_HOSTS, create_app
+    from jobify.dashboard._security import is_loopback
 
     if refresh and refresh < 0.5:
         raise click.BadParameter("must be 0 (off) or at least 0.5 seconds", param_hint="--refresh")
     hosts: tuple[str, ...] | None = allowed_hosts or None
-    if hosts is None and _is_loopback(host):
+    if hosts is None and is_loopback(host):
         hosts = LOOPBACK_HOSTS
     try:
         app = create_app(
@@ -178,7 +169,7 @@ def dashboard(
     click.echo(
         f"jobify dashboard: {name} on http://{shown}:{port}/ ({mode}); Ctrl-C stops", err=True
     )
-    if not _is_loopback(host) and not auth_token and not read_only:
+    if not is_loopback(host) and not auth_token and not read_only:
         click.echo(
             f"jobify: warning: {host} is reachable from other machines and the dashboard has "
             f"no token: anyone who reaches it can cancel jobs (set ${TOKEN_ENV} or "

@@ -8,7 +8,6 @@ rich as ``Text`` (never parsed as markup).
 from __future__ import annotations
 
 import json
-import math
 import sys
 from collections.abc import Iterable
 from datetime import datetime
@@ -19,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from jobify.inspection import jsonable, safe_text
+from jobify.inspection import human_duration, jsonable, safe_text
 
 __all__ = [
     "WIDE",
@@ -72,20 +71,8 @@ def when(value: datetime | None) -> str:
 
 
 def duration(seconds: float) -> str:
-    """A short human duration: ``850ms``, ``12.3s``, ``4m05s``, ``2h10m``."""
-    if not math.isfinite(seconds):
-        return "-"
-    sign = "-" if seconds < 0 else ""
-    seconds = abs(seconds)
-    if seconds < 1:
-        return f"{sign}{seconds * 1000:.0f}ms"
-    if seconds < 60:
-        return f"{sign}{seconds:.1f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{sign}{minutes}m{secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{sign}{hours}h{minutes:02d}m"
+    """A short human duration (see :func:`~jobify.inspection.human_duration`)."""
+    return human_duration(seconds)
 
 
 def print_json(data: Any) -> None:

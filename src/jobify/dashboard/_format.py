@@ -7,13 +7,12 @@ page shows is what is stored.
 
 from __future__ import annotations
 
-import math
 import pprint
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-from jobify.inspection import safe_text
+from jobify.inspection import human_duration, safe_text
 
 __all__ = ["block", "duration", "job_path", "number", "pretty", "relative", "text", "when"]
 
@@ -26,23 +25,8 @@ def when(value: datetime | None) -> str:
 
 
 def duration(seconds: float | None) -> str:
-    """A short human duration: ``850ms``, ``12.3s``, ``4m05s``, ``2h10m``, ``3d04h``."""
-    if seconds is None or not math.isfinite(seconds):
-        return "-"
-    sign = "-" if seconds < 0 else ""
-    seconds = abs(seconds)
-    if seconds < 1:
-        return f"{sign}{seconds * 1000:.0f}ms"
-    if seconds < 60:
-        return f"{sign}{seconds:.1f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{sign}{minutes}m{secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{sign}{hours}h{minutes:02d}m"
-    days, hours = divmod(hours, 24)
-    return f"{sign}{days}d{hours:02d}h"
+    """A short human duration (see :func:`~jobify.inspection.human_duration`)."""
+    return human_duration(seconds)
 
 
 def relative(value: datetime | None, now: datetime) -> str:

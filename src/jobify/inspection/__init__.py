@@ -14,6 +14,7 @@ apply them (and its answer awaited); otherwise the store is edited directly.
 
 from jobify.inspection._activity import MAX_BUCKETS, ActivityBucket, RunActivity
 from jobify.inspection._decode import safe_text
+from jobify.inspection._format import human_duration
 from jobify.inspection._inspector import DEFAULT_SERIALIZER, MAX_PAGE, Inspector
 from jobify.inspection._json import jsonable
 from jobify.inspection._model import (
@@ -52,6 +53,7 @@ __all__ = [
     "RunInfo",
     "StoreLocation",
     "TaskInfo",
+    "human_duration",
     "jsonable",
     "parse_storage_url",
     "safe_text",
