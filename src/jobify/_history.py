@@ -100,18 +100,18 @@ class HistoryLog:
             message = str(exc)
             text = "".join(traceback.format_exception(exc))[-MAX_TRACEBACK_CHARS:]
         self._pending.append(
-            RunRecord(
-                job_id=entry.job.id,
-                task_name=entry.task.name,
-                scheduled_at=scheduled,
-                started_at=started,
-                finished_at=finished,
-                outcome=status.value,
-                attempts=attempts,
-                error_type=error_type,
-                error_message=message,
-                traceback=text,
-                worker=self.worker,
+            RunRecord(  # by position: this runs for every finished run
+                entry.job.id,
+                entry.task.name,
+                scheduled,
+                started,
+                finished,
+                status.value,
+                attempts,
+                error_type,
+                message,
+                text,
+                self.worker,
             )
         )
         if len(self._pending) >= FLUSH_MAX:

@@ -162,19 +162,19 @@ class StoreRecorder:
             task.name, task.spec.as_dict(entry.arguments), self._hints_for(task)
         )
         cron = entry.cron
-        return JobRecord(
-            job_id=entry.job.id,
-            task_name=task.name,
-            exec_at=entry.exec_ts,
-            arguments=data,
-            trigger=encode_trigger(
+        return JobRecord(  # by position: this runs for every durable write
+            entry.job.id,
+            task.name,
+            entry.exec_ts,
+            data,
+            encode_trigger(
                 cron,
                 entry.tz if cron is not None else None,
                 entry.runs,
                 entry.failures,
                 declared=entry.declared,
             ),
-            status=status if status is not None else entry.record_status,
+            status if status is not None else entry.record_status,
         )
 
     async def save(self, entry: JobEntry) -> None:

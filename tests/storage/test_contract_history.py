@@ -128,6 +128,20 @@ async def test_untrusted_run_text_is_stored_escaped_not_refused(storage: Storage
     assert kept.traceback == "\\ud800"
 
 
+async def test_a_run_is_stored_by_value_when_it_is_recorded(storage: Storage) -> None:
+    # RunRecord is not frozen (it is built for every run): the storage takes its values at
+    # once, and what the caller or a reader does with an object later changes nothing stored.
+    given = run("job-1", 10.0)
+    storage.record_run_soon(given)
+    given.outcome = "failed"
+    await storage.flush()
+    (first,) = await storage.query_history(HistoryQuery())
+    assert first.outcome == "success"
+    first.outcome = "timeout"
+    (again,) = await storage.query_history(HistoryQuery())
+    assert again == run("job-1", 10.0)
+
+
 async def test_integer_times_come_back_as_floats(storage: Storage) -> None:
     storage.record_run_soon(run(scheduled_at=1, started_at=2, finished_at=3))
     await storage.flush()

@@ -83,7 +83,7 @@ class JobRecord:
     status: str = RecordStatus.SCHEDULED
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class RunRecord:
     """One finished run of a job (one-shot job or one cron fire), for the run history.
 
@@ -92,6 +92,10 @@ class RunRecord:
     too (1 = no retry). For failures, ``error_type`` (qualified name), ``error_message`` and
     ``traceback`` (formatted text) describe the exception; they are untrusted text.
     ``worker`` names the process that ran it (``host:pid``).
+
+    Unlike the other records it is not frozen: one is made for every finished run, and a
+    frozen dataclass costs several times as much to build. Treat it as read-only; a storage
+    stores its values, never the object it was given.
     """
 
     job_id: str

@@ -234,7 +234,8 @@ class MemoryStorage(Storage, CommandChannel):
             and (query.since is None or run.finished_at >= query.since)
         ]
         found.sort(key=lambda item: (item[1].finished_at, item[0]), reverse=True)
-        return [run for _, run in found[query.offset : query.offset + query.limit]]
+        # Copies: a run record is not frozen, and what the caller does with it stays theirs.
+        return [replace(run) for _, run in found[query.offset : query.offset + query.limit]]
 
     async def load_tasks(self) -> list[TaskRecord]:
         """The registered tasks, by name."""

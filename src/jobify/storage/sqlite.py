@@ -60,6 +60,7 @@ from jobify.storage.sqlite_commit import (
     SAVE_MANY,
     TASKS,
     GroupCommit,
+    run_row,
 )
 from jobify.storage.sqlite_connection import map_error
 from jobify.storage.sqlite_reads import Reader
@@ -337,7 +338,8 @@ class SQLiteStorage(Storage, CommandChannel):
         """Queue a run record into the next group commit (in the same transaction as the
         job writes of that batch); a failure is logged. Text UTF-8 cannot hold is escaped."""
         check_run(run)
-        self._owner("record_run_soon()").write_soon(RUN, run)
+        # Its values are taken now: the caller's object is not kept.
+        self._owner("record_run_soon()").write_soon(RUN, run_row(run))
 
     async def prune_history(self, *, before: float, keep: int) -> int:
         """Delete runs finished before ``before`` and all but the newest ``keep``, in the

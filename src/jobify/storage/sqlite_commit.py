@@ -46,6 +46,7 @@ __all__ = [
     "BatchWriter",
     "GroupCommit",
     "Unit",
+    "run_row",
 ]
 
 logger = logging.getLogger("jobify.storage")
@@ -54,7 +55,7 @@ logger = logging.getLogger("jobify.storage")
 SAVE = 1  # JobRecord
 SAVE_MANY = 2  # tuple[JobRecord, ...], all or none
 DELETE = 3  # job id
-RUN = 4  # RunRecord
+RUN = 4  # a run record's row (run_row), taken when it is queued
 PRUNE = 5  # (before, keep) -> how many runs were deleted
 TASKS = 6  # tuple[TaskRecord, ...]
 COMMAND = 7  # (job_id, action, created_at) -> the command id
@@ -281,7 +282,7 @@ class BatchWriter:
         runs: list[tuple[Any, ...]] = []
         for index, kind, payload in others:
             if kind == RUN:  # consecutive runs go in one executemany
-                runs.append(_run_row(payload))
+                runs.append(payload)
                 continue
             if runs:
                 conn.executemany(queries.insert_run, runs)
@@ -311,7 +312,7 @@ class BatchWriter:
                     conn.executemany(queries.upsert, [_as_row(record) for record in payload])
                     result = None
                 elif kind == RUN:
-                    conn.execute(queries.insert_run, _run_row(payload))
+                    conn.execute(queries.insert_run, payload)
                     result = None
                 else:
                     result = self._other(kind, payload)
@@ -381,7 +382,7 @@ class BatchWriter:
         elif kind == DELETE:
             what = f"the deletion of job {payload!r}"
         elif kind == RUN:
-            what = f"the run of job {payload.job_id!r}"
+            what = f"the run of job {payload[0]!r}"
         elif kind == TASKS:
             what = "the task list"
         elif kind == COMMAND:
@@ -398,7 +399,7 @@ class BatchWriter:
         return error
 
 
-def _run_row(run: RunRecord) -> tuple[Any, ...]:
+def run_row(run: RunRecord) -> tuple[Any, ...]:
     """A run's row; untrusted text that UTF-8 cannot hold is escaped (never a poison)."""
     return (
         clean_text(str(run.job_id)),
