@@ -408,6 +408,7 @@ class Jobify(_Registrar):
                 if isinstance(storage, SharedStorage):
                     worker = self._shared_worker(storage, scheduler, recorder, codec, tasks)
                     storage.set_listener(worker)  # before startup: it starts listening
+                    storage.use_clock(self._clock)  # claims and leases on the app's time
                 await storage.startup()
                 stack.push_async_callback(storage.shutdown)
                 if worker is not None:

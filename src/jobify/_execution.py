@@ -278,6 +278,19 @@ def build_execute(
                     attempt += 1
                     if delay > 0:
                         await asyncio.sleep(delay)
+                    recorder = entry.recorder
+                    if not recorder.holds(entry) and not await recorder.confirm(entry):
+                        # A shared store's claim ended while the attempt waited: another
+                        # worker runs the job now; this outcome is dropped with the claim.
+                        log.warning(
+                            "job %r of task %r: the claim ended before attempt %d; not "
+                            "retried here",
+                            entry.job.id,
+                            name,
+                            attempt,
+                            extra={"job_id": entry.job.id, "task_name": name},
+                        )
+                        return JobStatus.FAILED, None, exc, attempt - 1
                     continue
                 _log_failure(entry, name, exc, attempt)
                 status = JobStatus.TIMEOUT if isinstance(exc, JobTimeoutError) else JobStatus.FAILED

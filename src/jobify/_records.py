@@ -22,7 +22,7 @@ from typing import Any
 
 from jobify._arguments import ArgumentCodec, argument_hints
 from jobify._builder import Bound
-from jobify._entry import JobEntry, Outcome, Recorder, Task
+from jobify._entry import JobEntry, Outcome, OwnsWhole, Recorder, Task
 from jobify._jobs import Job, JobStatus, attach, finish
 from jobify._triggerdoc import decode_trigger, encode_trigger
 from jobify._triggers import Cron, CronParser
@@ -40,7 +40,7 @@ __all__ = [
 log = logging.getLogger("jobify.persistence")
 
 
-class _NullRecorder:
+class _NullRecorder(OwnsWhole):
     """The recorder of a job that is not durable: nothing to write."""
 
     durable = False
@@ -138,7 +138,7 @@ def same_arguments(task: Task, a: Bound, b: Bound) -> bool:
         return False
 
 
-class StoreRecorder:
+class StoreRecorder(OwnsWhole):
     """Write-through of durable jobs to an embedded ``Storage``, and decoding for restore."""
 
     durable = True

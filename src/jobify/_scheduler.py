@@ -417,7 +417,25 @@ class Scheduler:
                 extra=_extra(entry),
             )
 
+    async def _may_start(self, entry: JobEntry) -> bool:
+        """Whether the run may start: a claim that waited (a frozen process, a full queue)
+        is confirmed with the store first; one that is no longer ours is let go unrun."""
+        recorder = entry.recorder
+        if await recorder.confirm(entry):
+            return True
+        log.warning(
+            "job %r: this worker's claim ended before its run could start (lease expired); "
+            "it is not run here",
+            entry.job.id,
+            extra=_extra(entry),
+        )
+        self._release(entry)
+        finish(entry.job, JobStatus.CANCELLED)
+        return False
+
     async def _run_once(self, entry: JobEntry) -> None:
+        if not entry.recorder.holds(entry) and not await self._may_start(entry):
+            return
         started = self._began(entry)
         outcome = await entry.task.execute(entry)
         self._ran(entry, entry.exec_ts, started, outcome)
@@ -429,6 +447,8 @@ class Scheduler:
         finish(entry.job, outcome[0], outcome[1], outcome[2])
 
     async def _run_cron(self, entry: JobEntry) -> None:
+        if not entry.recorder.holds(entry) and not await self._may_start(entry):
+            return
         cron, parser, tz = entry.cron, entry.parser, entry.tz
         assert cron is not None and parser is not None
         steps = self.timers.steps

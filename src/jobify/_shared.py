@@ -131,6 +131,12 @@ class SharedRecorder:
     async def save(self, entry: JobEntry) -> None:
         await self.storage.save(self.records.record(entry))
 
+    def holds(self, entry: JobEntry) -> bool:
+        return self.storage.holds(entry.job.id)
+
+    async def confirm(self, entry: JobEntry) -> bool:
+        return await self.storage.confirm(entry.job.id)
+
     async def progress(self, entry: JobEntry) -> None:
         # Committed with the completion: a save now would end this worker's claim.
         return None
@@ -328,8 +334,9 @@ class SharedWorker(SharedListener):
             await asyncio.gather(*tasks, return_exceptions=True)
 
     def _spawn(self, coro: typing.Coroutine[Any, Any, Any]) -> None:
-        assert self._loop is not None
-        task = self._loop.create_task(coro)
+        # Notifications arrive from the moment the store listens, which is before start()
+        # (while the app declares its jobs): they run on the loop all the same.
+        task = asyncio.get_running_loop().create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -341,8 +348,12 @@ class SharedWorker(SharedListener):
         at = exec_at - HORIZON
         if at <= self.scheduler.clock():
             self._claim_soon()
-        elif self._timer is None or at < self._timer_at:
-            self._arm(at)
+        elif self._claiming is not None and not self._claiming.done():
+            # The claim under way may read the next claimable time from a snapshot taken
+            # before this job was committed: let it look again when it is done.
+            self._again = True
+        else:
+            self._arm_by(at)
 
     def on_job_changed(self, job_id: str) -> None:
         entry = self.scheduler.jobs.get(job_id)
@@ -442,6 +453,12 @@ class SharedWorker(SharedListener):
         self._timer_at = at
         self._timer = self._loop.call_later(delay, self._timer_fired)
 
+    def _arm_by(self, at: float) -> None:
+        """Make sure the timer fires at ``at`` at the latest (an earlier one stays: firing
+        early costs one claim that finds nothing; firing late loses a wake-up)."""
+        if self._timer is None or at < self._timer_at:
+            self._arm(at)
+
     def _timer_fired(self) -> None:
         self._timer = None
         self._claim_soon()
@@ -467,15 +484,20 @@ class SharedWorker(SharedListener):
                 self._arm(self.scheduler.clock() + delay)
                 return
             self._errors = 0
+            if self._again:
+                # A notification came while that read ran: its snapshot may predate the
+                # insert it announced (PostgreSQL notifies at COMMIT, the read may have
+                # started just before). Claim again rather than trust the read.
+                continue
             if nxt is None:
-                return  # nothing anywhere: the next notification wakes us
+                return  # nothing anywhere: the next notification (or heartbeat) wakes us
             at = nxt - HORIZON
             now = self.scheduler.clock()
             if at <= now:
                 # Due, yet not claimed: another worker's claim holds it this very moment, or
                 # its lease is about to end. Look again shortly.
                 at = now + BUSY_RETRY
-            self._arm(at)
+            self._arm_by(at)
             return
 
     def _own(self, record: JobRecord) -> None:

@@ -7,7 +7,11 @@ How a worker uses it (the semantics are those of :class:`~jobify.storage.base.Sh
   row, and neither waits for the other. A claim sets ``locked_by`` (:attr:`worker_id`) and
   ``locked_until`` (now + ``lease``).
 - One background heartbeat per storage renews every lease it holds, every ``lease / 3``
-  seconds, in one statement; it runs only while the worker holds claims.
+  seconds, in one statement that also says which claims were taken over and reads the
+  earliest claimable time (handed to the listener as if it were a notification: a lost
+  notification delays a job by one period at most). Each attempt is bounded (a heartbeat
+  that cannot complete leaves the claims in place and is tried again at once); only a row
+  that is gone or held by another worker ends a claim.
 - :meth:`PostgresStorage.complete` is group-committed: the completions of many jobs, the
   saves and deletes issued meanwhile, results and run records all go out as ONE statement
   per batch, guarded by ``locked_by``.
@@ -18,7 +22,8 @@ How a worker uses it (the semantics are those of :class:`~jobify.storage.base.Sh
 Between events the storage sends nothing but that heartbeat: no polling.
 
 Times (``exec_at``, leases) are compared with the local clock of the process that runs the
-statement (``time.time()``), so hosts must keep their clocks in sync (NTP). A live worker's
+statement (the app's clock, :meth:`PostgresStorage.use_clock`; ``time.time()`` by default),
+so hosts must keep their clocks in sync (NTP). A live worker's
 lease always runs at least ``2/3 * lease`` ahead of its clock, so a skew smaller than that
 never lets another worker take a live claim.
 """
@@ -31,7 +36,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -57,13 +62,14 @@ from jobify.storage.postgres_batch import Batch, GroupCommit
 from jobify.storage.postgres_connection import (
     Target,
     driver,
+    is_unsent,
     map_error,
     migrate,
     quote_schema,
     retrying,
     validate_schema,
 )
-from jobify.storage.postgres_listen import Notifications
+from jobify.storage.postgres_listen import Notifications, listening_connection
 from jobify.storage.postgres_reads import PostgresReads
 from jobify.storage.sql import postgres as sql
 
@@ -162,9 +168,12 @@ class PostgresStorage(PostgresReads, SharedStorage):
         self._listener: SharedListener | None = None
         self._notifications: Notifications | None = None
         self._commit: GroupCommit | None = None
-        self._held: set[str] = set()
+        self._held: dict[str, float] = {}
+        """Job id -> when its lease ends, by this clock, as of the last renewal sent."""
+        self._tasks: list[str] = []
+        """The task names of the last claim: what the heartbeat looks for."""
+        self._clock: Callable[[], float] = time.time
         self._claimed_ever = False
-        self._has_claims = asyncio.Event()
         self._heartbeat: asyncio.Task[None] | None = None
         self._closed: asyncio.Future[None] | None = None
         self._last_prune = 0.0
@@ -181,6 +190,46 @@ class PostgresStorage(PostgresReads, SharedStorage):
     def held(self) -> frozenset[str]:
         """Ids of the jobs this worker has claimed and not yet completed or released."""
         return frozenset(self._held)
+
+    def use_clock(self, clock: Callable[[], float]) -> None:
+        """Compare times with ``clock`` (epoch seconds; the app's clock) instead of
+        ``time.time()``: due times, leases and result retention all read it."""
+        self._clock = clock
+
+    def holds(self, job_id: str) -> bool:
+        """Whether this worker may start a run of ``job_id`` now without asking the server:
+        it claimed it and its lease, as last renewed, has a third of its length left."""
+        until = self._held.get(job_id)
+        return until is not None and until - self._clock() >= self.lease / 3
+
+    async def confirm(self, job_id: str) -> bool:
+        """Renew the claim of ``job_id`` if the server says it is still this worker's (a run
+        that starts late: the worker was frozen, or heartbeats failed). False, and the claim
+        is let go, when it is not or the server cannot tell in time."""
+        self._check(owner=True)
+        if job_id not in self._held:
+            return False
+        sent = self._clock()
+        values = {"job_id": job_id, "worker": self.worker_id, "until": sent + self.lease}
+        try:
+            row = await self._run(
+                "fetchval",
+                sql.CONFIRM,
+                values,
+                "confirming a claim",
+                idempotent=True,
+                patience=self.lease / 3,
+                timeout=self.lease / 3,
+            )
+        except StorageError as exc:
+            logger.warning("job %r: its claim could not be confirmed (%s)", job_id, exc)
+            row = None
+        if row is None:
+            self._held.pop(job_id, None)
+            return False
+        if job_id in self._held:
+            self._held[job_id] = sent + self.lease
+        return True
 
     @property
     def listening(self) -> bool:
@@ -233,6 +282,7 @@ class PostgresStorage(PostgresReads, SharedStorage):
             raise
         self._commit = GroupCommit(loop, self._execute_batch, self._forget, str(self._target))
         self._held.clear()
+        self._tasks = []
         self._claimed_ever = False
         self._closed = None
         self._state = "running" if create else "inspecting"
@@ -323,6 +373,7 @@ class PostgresStorage(PostgresReads, SharedStorage):
             self._dsn,
             timeout=self.connect_timeout,
             server_settings={"application_name": self.application_name},
+            connection_class=listening_connection(),
         )
 
     # -- plumbing -------------------------------------------------------------------------
@@ -358,10 +409,12 @@ class PostgresStorage(PostgresReads, SharedStorage):
         *,
         idempotent: bool,
         patience: float | None = None,
+        timeout: float | None = None,
     ) -> Any:
         """Run a statement through the pool (``fetch``/``fetchrow``/``fetchval``/
         ``execute``), retrying for up to ``patience`` (default ``retry_timeout``) seconds
-        while the server is away."""
+        while the server is away; ``timeout`` bounds each attempt (the statement is cancelled
+        on the server when it passes)."""
         text, names = self._sql(template)
         args = [values[name] for name in names]
         pool = self._pool
@@ -369,7 +422,15 @@ class PostgresStorage(PostgresReads, SharedStorage):
         async def call() -> Any:
             if pool is None:
                 raise StorageError(f"{self!r} is shut down")
-            return await getattr(pool, method)(text, *args)
+            async with pool.acquire() as conn:
+                try:
+                    return await getattr(conn, method)(text, *args, timeout=timeout)
+                except Exception as exc:
+                    if is_unsent(exc):
+                        # Its backend is gone (see is_unsent): close it now, so that the
+                        # pool opens a new connection instead of handing this one out again.
+                        conn.terminate()
+                    raise
 
         return await retrying(
             call,
@@ -447,7 +508,7 @@ class PostgresStorage(PostgresReads, SharedStorage):
     async def _execute_batch(self, batch: Batch) -> list[str]:
         parts = batch.parts()
         values = batch.arguments()
-        now = time.time()
+        now = self._clock()
         if "results" in parts and now - self._last_prune >= min(60.0, self.results_ttl / 4):
             # Expired results are pruned in passing, by a batch that writes results anyway:
             # an idle store is never touched for it (get_result ignores expired ones).
@@ -456,13 +517,18 @@ class PostgresStorage(PostgresReads, SharedStorage):
         values.update(
             worker=self.worker_id, channel=self.channel, res_oldest=now - self.results_ttl
         )
+        # Sent again even when a lost connection leaves its outcome unknown: every write in
+        # it is keyed by job id (an upsert or delete lands the same twice; a guarded
+        # completion that did land finds its claim gone and changes nothing), so a push is
+        # not failed for a commit that may well have happened.
         row = await self._run(
-            "fetchrow", sql.batch_statement(parts), values, "committing writes", idempotent=False
+            "fetchrow", sql.batch_statement(parts), values, "committing writes", idempotent=True
         )
         return list(row["completed"])
 
     def _forget(self, job_ids: Sequence[str]) -> None:
-        self._held.difference_update(job_ids)
+        for job_id in job_ids:
+            self._held.pop(job_id, None)
 
     # -- worker calls ---------------------------------------------------------------------
 
@@ -475,7 +541,8 @@ class PostgresStorage(PostgresReads, SharedStorage):
         self._check(owner=True)
         if limit <= 0 or not task_names:
             return []
-        now = time.time()
+        self._tasks = list(task_names)
+        now = self._clock()
         values = {
             "worker": self.worker_id,
             "until": now + self.lease,
@@ -490,9 +557,10 @@ class PostgresStorage(PostgresReads, SharedStorage):
         rows = await self._run("fetch", sql.CLAIM, values, "claiming jobs", idempotent=True)
         records = sorted((JobRecord(*row) for row in rows), key=lambda r: r.exec_at)
         if records:
-            self._held.update(record.job_id for record in records)
+            until = now + self.lease
+            for record in records:
+                self._held[record.job_id] = until
             self._claimed_ever = True
-            self._has_claims.set()
         return records
 
     async def next_claimable(self, task_names: Collection[str]) -> float | None:
@@ -546,29 +614,73 @@ class PostgresStorage(PostgresReads, SharedStorage):
         if job_ids is None:
             self._held.clear()
         else:
-            self._held.difference_update(job_ids)
+            for job_id in job_ids:
+                self._held.pop(job_id, None)
 
     async def _heartbeat_loop(self) -> None:
         period = self.lease / 3
+        delay = period
         while True:
-            await self._has_claims.wait()
-            await asyncio.sleep(period)
-            ids = list(self._held)
-            if not ids:
-                self._has_claims.clear()
-                continue
-            values = {"worker": self.worker_id, "until": time.time() + self.lease, "ids": ids}
-            try:
-                await self._run(
-                    "execute",
-                    sql.HEARTBEAT,
-                    values,
-                    "renewing leases",
-                    idempotent=True,
-                    patience=period,
-                )
-            except StorageError as exc:
-                logger.warning("lease heartbeat failed (leases expire in %.1f s): %s", period, exc)
+            await asyncio.sleep(delay)
+            # A beat that could not complete is tried again soon, not a period later: the
+            # leases still run for a third of their length at least, and the claims stay
+            # this worker's meanwhile (only the server saying otherwise ends one).
+            delay = period if await self._beat(period) else min(period / 4, 1.0)
+
+    async def _beat(self, period: float) -> bool:
+        """One heartbeat; False when it could not complete and should be tried again."""
+        ids = list(self._held)
+        if not ids and not (self._tasks and self._listener is not None):
+            return True  # nothing to renew and nobody to tell: an idle producer sends nothing
+        sent = self._clock()
+        values = {
+            "worker": self.worker_id,
+            "until": sent + self.lease,
+            "ids": ids,
+            "tasks": self._tasks,
+        }
+        try:
+            row = await self._run(
+                "fetchrow",
+                sql.HEARTBEAT,
+                values,
+                "renewing leases",
+                idempotent=True,
+                patience=period,
+                timeout=period / 2,
+            )
+        except StorageError as exc:
+            left = min((self._held.get(i, sent) for i in ids), default=sent) - self._clock()
+            logger.warning(
+                "lease heartbeat could not complete (the first lease ends in %.1f s): %s",
+                left,
+                exc,
+            )
+            return not self._held
+        for job_id in row["renewed"]:
+            if job_id in self._held:
+                self._held[job_id] = sent + self.lease
+        commit = self._commit_()
+        lost = [
+            job_id
+            for job_id in row["lost"]
+            # Gone because this worker's own completion just committed: not a loss.
+            if not commit.completing(job_id) and self._held.pop(job_id, None) is not None
+        ]
+        if lost:
+            logger.warning(
+                "%d claim(s) of this worker were taken over or removed meanwhile (a lease "
+                "expired): they are not started here, and an outcome of a run under way "
+                "is dropped",
+                len(lost),
+                extra={"job_ids": lost},
+            )
+        nxt = row["next"]
+        listener = self._listener
+        if nxt is not None and listener is not None:
+            # As if notified: a notification that was lost costs one period at most.
+            listener.on_new_job(float(nxt))
+        return True
 
     # -- owner maintenance ----------------------------------------------------------------
 
