@@ -300,10 +300,15 @@ deleted AS (
 )"""
 BATCH_DONE = """
 done AS (
-    DELETE FROM {s}.jobs WHERE job_id = ANY(:done_ids::text[]) AND locked_by = :worker
+    DELETE FROM {s}.jobs WHERE job_id IN (
+        SELECT job_id FROM {s}.jobs WHERE job_id = ANY(:done_ids::text[]) AND locked_by = :worker
+        ORDER BY job_id FOR UPDATE
+    ) AND locked_by = :worker
     RETURNING job_id
 )"""
-"""Completion of one-shot jobs: deleted only where this worker still holds the lease."""
+"""Completion of one-shot jobs: deleted only where this worker still holds the lease. Rows
+are locked in ``job_id`` order, as every statement of ours that waits for row locks does, so
+two of them never wait for each other in a cycle (``deadlock detected``)."""
 BATCH_ADVANCED = """
 advanced AS (
     UPDATE {s}.jobs AS j SET
@@ -313,7 +318,10 @@ advanced AS (
     FROM unnest(:adv_ids::text[], :adv_tasks::text[], :adv_exec::float8[],
                 :adv_args::bytea[], :adv_trig::bytea[], :adv_status::text[])
          AS a(job_id, task_name, exec_at, arguments, trigger, status)
-    WHERE j.job_id = a.job_id AND j.locked_by = :worker
+    WHERE j.job_id = a.job_id AND j.locked_by = :worker AND j.job_id IN (
+        SELECT job_id FROM {s}.jobs WHERE job_id = ANY(:adv_ids::text[]) AND locked_by = :worker
+        ORDER BY job_id FOR UPDATE
+    )
     RETURNING j.job_id, j.exec_at, j.status
 )"""
 """Completion of a cron run: the record replaces the row and the claim is released, where
