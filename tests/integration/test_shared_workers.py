@@ -23,7 +23,7 @@ import pgtest
 from jobify import Jobify
 
 APP = """
-import asyncio, os, time
+import asyncio, os, signal, time
 from jobify import INJECT, Cron, Job, Jobify
 from jobify.storage import PostgresStorage
 
@@ -55,6 +55,17 @@ async def work(n: int, seconds: float = 0.0, job: Job = INJECT) -> int:
 @app.task
 async def tick(job: Job = INJECT) -> None:
     note("fire", int(job.exec_at.timestamp()), os.getpid())
+
+@app.task
+async def freeze() -> None:
+    note("freeze", os.getpid())
+    if os.environ.get("JOBIFY_TEST_FREEZE") == "1":
+        os.kill(os.getpid(), signal.SIGSTOP)  # as a VM pause or a long GC stall would
+
+if os.environ.get("JOBIFY_TEST_DECLARE") == "1":
+    @app.task(cron="0 0 1 1 *")  # declared by every worker at startup: they all write it
+    async def yearly() -> None:
+        pass
 """
 
 
@@ -67,6 +78,10 @@ def producer(schema: str) -> Jobify:
 
     @app.task
     async def tick() -> None:
+        raise AssertionError("a producer never runs jobs")
+
+    @app.task
+    async def freeze() -> None:
         raise AssertionError("a producer never runs jobs")
 
     return app
@@ -89,12 +104,14 @@ class Cluster:
         }
         self.procs: list[subprocess.Popen[str]] = []
 
-    def start(self, count: int, *options: str) -> list[subprocess.Popen[str]]:
+    def start(
+        self, count: int, *options: str, env: dict[str, str] | None = None
+    ) -> list[subprocess.Popen[str]]:
         started = []
         for _ in range(count):
             proc = subprocess.Popen(
                 [sys.executable, "-m", "jobify", "worker", "cluster_app:app", *options],
-                env=self.env,
+                env={**self.env, **(env or {})},
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
                 text=True,
@@ -273,3 +290,62 @@ async def test_connections_that_drop_are_survived(tmp_path: Path, schema: str) -
         assert results == list(range(100))
     done = Counter(int(line[1]) for line in c.lines("done"))
     assert set(done) == set(range(100))
+
+
+async def last_query_start(application_like: str) -> float:
+    """When a connection whose application name matches last started a statement (epoch s)."""
+    conn = await pgtest.admin()
+    try:
+        value = await conn.fetchval(
+            "SELECT extract(epoch FROM max(query_start)) FROM pg_stat_activity"
+            " WHERE application_name LIKE $1",
+            application_like,
+        )
+        return 0.0 if value is None else float(value)
+    finally:
+        await conn.close()
+
+
+async def test_a_worker_resumed_past_its_lease_never_starts_a_job_it_lost(
+    tmp_path: Path, schema: str
+) -> None:
+    with cluster(tmp_path, schema, lease=2.0) as c:
+        [frozen] = c.start(1, "--concurrency", "5", env={"JOBIFY_TEST_FREEZE": "1"})
+        async with producing(schema) as app:
+            await asyncio.sleep(0.5)  # let the worker start listening
+            # Claimed at once (within the claim horizon), armed to start 0.24 s later; the
+            # worker freezes itself before that.
+            await app.tasks["work"].schedule(7).delay(0.24)
+            await app.tasks["freeze"].push()
+            await wait_for(lambda: len(c.lines("freeze")) == 1, 10)
+            [other] = c.start(1)  # takes both jobs once the frozen worker's lease ends
+            await wait_for(lambda: len(c.lines("done")) == 1, 30)
+            resumed = time.time()
+            frozen.send_signal(signal.SIGCONT)
+            # Its timer for job 7 fires on resume: wait until it has sent a statement since.
+            like = f"jobify %:{frozen.pid}:%"
+            deadline = time.monotonic() + 20
+            while await last_query_start(like) < resumed:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+            err = c.stop(frozen)
+            assert frozen.returncode == 0, err
+    starts = [(int(line[1]), int(line[2])) for line in c.lines("start")]
+    assert starts == [(7, other.pid)], starts  # never started by the worker that lost it
+    assert "another operation" not in err
+
+
+async def test_workers_starting_together_on_a_new_schema(tmp_path: Path) -> None:
+    async with pgtest.fresh_schema() as schema:  # not created: the workers race to make it
+        with cluster(tmp_path, schema) as c:
+            procs = c.start(3, env={"JOBIFY_TEST_DECLARE": "1"})
+            await asyncio.sleep(0)
+            async with producing(schema) as app:
+                work = app.tasks["work"]
+                jobs = [await work.push(n) for n in range(30)]
+                assert await asyncio.wait_for(asyncio.gather(*jobs), 30) == list(range(30))
+            errors = [c.stop(proc) for proc in procs]
+    for proc, err in zip(procs, errors, strict=True):
+        assert proc.returncode == 0, err
+        for bad in ("Traceback", "AssertionError", "never awaited", "Error"):
+            assert bad not in err, err
