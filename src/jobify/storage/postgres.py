@@ -413,8 +413,8 @@ class PostgresStorage(PostgresReads, SharedStorage):
     ) -> Any:
         """Run a statement through the pool (``fetch``/``fetchrow``/``fetchval``/
         ``execute``), retrying for up to ``patience`` (default ``retry_timeout``) seconds
-        while the server is away; ``timeout`` bounds each attempt (the statement is cancelled
-        on the server when it passes)."""
+        while the server is away; ``timeout`` bounds each attempt, the wait for a pooled
+        connection included (the statement is cancelled on the server when it passes)."""
         text, names = self._sql(template)
         args = [values[name] for name in names]
         pool = self._pool
@@ -422,7 +422,7 @@ class PostgresStorage(PostgresReads, SharedStorage):
         async def call() -> Any:
             if pool is None:
                 raise StorageError(f"{self!r} is shut down")
-            async with pool.acquire() as conn:
+            async with pool.acquire(timeout=timeout) as conn:
                 try:
                     return await getattr(conn, method)(text, *args, timeout=timeout)
                 except Exception as exc:
@@ -647,7 +647,9 @@ class PostgresStorage(PostgresReads, SharedStorage):
                 "renewing leases",
                 idempotent=True,
                 patience=period,
-                timeout=period / 2,
+                # Long enough for a slow server to answer (a beat cut short never renews
+                # anything), short enough that a stuck one is retried while leases last.
+                timeout=period,
             )
         except StorageError as exc:
             left = min((self._held.get(i, sent) for i in ids), default=sent) - self._clock()
