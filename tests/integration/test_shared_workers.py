@@ -120,6 +120,26 @@ class Cluster:
         self.procs += started
         return started
 
+    async def listening(self, procs: list[subprocess.Popen[str]] | None = None) -> None:
+        """Wait until each worker (all by default) LISTENs: it has started, however long a
+        busy host makes its imports and connections take, and hears every job from now on
+        (one pushed before it starts claiming is claimed when it does)."""
+        pids = {proc.pid for proc in (self.procs if procs is None else procs)}
+        deadline = time.monotonic() + 60
+        conn = await pgtest.admin()
+        try:
+            while True:
+                names = await conn.fetch(
+                    "SELECT application_name FROM pg_stat_activity WHERE query LIKE 'LISTEN%'"
+                )
+                heard = {int(n[0].split(":")[-2]) for n in names if n[0].startswith("jobify ")}
+                if pids <= heard:
+                    return
+                assert time.monotonic() < deadline, "the workers did not start"
+                await asyncio.sleep(0.05)
+        finally:
+            await conn.close()
+
     def lines(self, kind: str) -> list[list[str]]:
         return [line.split() for line in self.log.read_text().splitlines() if line.startswith(kind)]
 
@@ -175,7 +195,7 @@ async def test_three_workers_run_3000_jobs_each_exactly_once_fairly(
     with cluster(tmp_path, schema) as c:
         procs = c.start(3, "--concurrency", "50")
         async with producing(schema) as app:
-            await asyncio.sleep(0.5)  # let the workers start listening
+            await c.listening()
             work = app.tasks["work"]
             jobs = []
             for first in range(0, 3000, 500):
@@ -198,7 +218,7 @@ async def test_a_killed_worker_s_jobs_are_taken_over_after_its_lease(
     with cluster(tmp_path, schema, lease=2.0) as c:
         victim, *_ = c.start(1, "--concurrency", "20")
         async with producing(schema) as app:
-            await asyncio.sleep(0.5)
+            await c.listening()
             work = app.tasks["work"]
             jobs = await asyncio.gather(*(work.push(n, 1.0) for n in range(60)))
             await wait_for(lambda: len(c.lines("start")) >= 10, 10)
@@ -221,7 +241,7 @@ async def test_an_every_second_cron_runs_once_per_fire_on_three_workers(
     with cluster(tmp_path, schema) as c:
         c.start(3)
         async with producing(schema) as app:
-            await asyncio.sleep(0.5)
+            await c.listening()
             job = await app.tasks["tick"].schedule().cron("* * * * * * *", job_id="beat")
             await asyncio.sleep(10)
             await job.cancel()
@@ -238,7 +258,7 @@ async def test_an_idle_worker_wakes_at_once_on_a_new_job(tmp_path: Path, schema:
     with cluster(tmp_path, schema) as c:
         c.start(1)
         async with producing(schema) as app:
-            await asyncio.sleep(0.8)
+            await c.listening()
             work = app.tasks["work"]
             pushed: dict[int, float] = {}
             for n in range(200):
@@ -258,14 +278,15 @@ async def test_a_graceful_stop_hands_claims_back_at_once(tmp_path: Path, schema:
     with cluster(tmp_path, schema, lease=30.0) as c:
         first, *_ = c.start(1, "--concurrency", "1", "--grace", "0.1")
         async with producing(schema) as app:
-            await asyncio.sleep(0.5)
+            await c.listening()
             job = await app.tasks["work"].push(1, 3.0)
             await wait_for(lambda: len(c.lines("start")) == 1, 10)
             err = c.stop(first)  # the 3 s job is cut by the 0.1 s grace
             assert first.returncode == 0, err
+            second = c.start(1)
+            await c.listening(second)  # however long a busy host takes to start it
             t0 = time.monotonic()
-            c.start(1)
-            assert await asyncio.wait_for(job, 15) == 1
+            assert await asyncio.wait_for(job, 25) == 1
             # Taken over as soon as a worker came, not after the 30 s lease.
             assert time.monotonic() - t0 < 10
 
@@ -274,7 +295,7 @@ async def test_connections_that_drop_are_survived(tmp_path: Path, schema: str) -
     with cluster(tmp_path, schema) as c:
         workers = c.start(2, "--concurrency", "20")
         async with producing(schema) as app:
-            await asyncio.sleep(0.5)
+            await c.listening()
             work = app.tasks["work"]
             jobs = await asyncio.gather(*(work.push(n, 0.05) for n in range(100)))
             await wait_for(lambda: len(c.lines("done")) >= 20, 10)
@@ -315,7 +336,7 @@ async def test_a_worker_resumed_past_its_lease_never_starts_a_job_it_lost(
     with cluster(tmp_path, schema, lease=2.0) as c:
         [frozen] = c.start(1, "--concurrency", "5", env={"JOBIFY_TEST_FREEZE": "1"})
         async with producing(schema) as app:
-            await asyncio.sleep(0.5)  # let the worker start listening
+            await c.listening()
             # Claimed at once (within the claim horizon), armed to start 0.24 s later; the
             # worker freezes itself before that.
             await app.tasks["work"].schedule(7).delay(0.24)
@@ -347,6 +368,7 @@ async def test_workers_starting_together_on_a_new_schema(tmp_path: Path) -> None
                 work = app.tasks["work"]
                 jobs = [await work.push(n) for n in range(30)]
                 assert await asyncio.wait_for(asyncio.gather(*jobs), 30) == list(range(30))
+            await c.listening()  # a worker still importing would die of the SIGTERM
             errors = [c.stop(proc) for proc in procs]
     for proc, err in zip(procs, errors, strict=True):
         assert proc.returncode == 0, err
