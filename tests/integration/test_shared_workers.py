@@ -274,6 +274,30 @@ async def test_an_idle_worker_wakes_at_once_on_a_new_job(tmp_path: Path, schema:
     assert p99 <= 1.0
 
 
+@contextmanager
+def busy_cores(count: int = 2) -> Iterator[None]:
+    """Processes that keep ``count`` cores busy, as other work on a shared host does."""
+    burners = [subprocess.Popen([sys.executable, "-c", "while 1: pass"]) for _ in range(count)]
+    try:
+        yield
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
+
+
+async def test_an_idle_worker_beside_busy_cores_misses_no_job(tmp_path: Path, schema: str) -> None:
+    # A notification that arrives while the worker reads the next claimable time used to be
+    # lost on a busy host (the job stayed scheduled for good); each job must start.
+    with cluster(tmp_path, schema) as c, busy_cores():
+        c.start(1)
+        async with producing(schema) as app:
+            await c.listening()
+            work = app.tasks["work"]
+            for n in range(150):
+                assert await asyncio.wait_for(await work.push(n), 5) == n
+
+
 async def test_a_graceful_stop_hands_claims_back_at_once(tmp_path: Path, schema: str) -> None:
     with cluster(tmp_path, schema, lease=30.0) as c:
         first, *_ = c.start(1, "--concurrency", "1", "--grace", "0.1")
