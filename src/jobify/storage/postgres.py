@@ -69,6 +69,7 @@ from jobify.storage.postgres_connection import (
     retrying,
     validate_schema,
 )
+from jobify.storage.postgres_leases import PostgresLeases
 from jobify.storage.postgres_listen import Notifications, listening_connection
 from jobify.storage.postgres_reads import PostgresReads
 from jobify.storage.sql import postgres as sql
@@ -111,7 +112,7 @@ async def _keep_session(_conn: object) -> None:
     no reset query (asyncpg's default costs one round trip per use)."""
 
 
-class PostgresStorage(PostgresReads, SharedStorage):
+class PostgresStorage(PostgresReads, PostgresLeases, SharedStorage):
     """Jobs in a PostgreSQL schema shared by many workers, on ``asyncpg`` (extra ``postgres``).
 
     ``dsn`` is a ``postgresql://user:password@host:port/database`` URI. Every table lives in
@@ -195,41 +196,6 @@ class PostgresStorage(PostgresReads, SharedStorage):
         """Compare times with ``clock`` (epoch seconds; the app's clock) instead of
         ``time.time()``: due times, leases and result retention all read it."""
         self._clock = clock
-
-    def holds(self, job_id: str) -> bool:
-        """Whether this worker may start a run of ``job_id`` now without asking the server:
-        it claimed it and its lease, as last renewed, has a third of its length left."""
-        until = self._held.get(job_id)
-        return until is not None and until - self._clock() >= self.lease / 3
-
-    async def confirm(self, job_id: str) -> bool:
-        """Renew the claim of ``job_id`` if the server says it is still this worker's (a run
-        that starts late: the worker was frozen, or heartbeats failed). False, and the claim
-        is let go, when it is not or the server cannot tell in time."""
-        self._check(owner=True)
-        if job_id not in self._held:
-            return False
-        sent = self._clock()
-        values = {"job_id": job_id, "worker": self.worker_id, "until": sent + self.lease}
-        try:
-            row = await self._run(
-                "fetchval",
-                sql.CONFIRM,
-                values,
-                "confirming a claim",
-                idempotent=True,
-                patience=self.lease / 3,
-                timeout=self.lease / 3,
-            )
-        except StorageError as exc:
-            logger.warning("job %r: its claim could not be confirmed (%s)", job_id, exc)
-            row = None
-        if row is None:
-            self._held.pop(job_id, None)
-            return False
-        if job_id in self._held:
-            self._held[job_id] = sent + self.lease
-        return True
 
     @property
     def listening(self) -> bool:
@@ -616,73 +582,6 @@ class PostgresStorage(PostgresReads, SharedStorage):
         else:
             for job_id in job_ids:
                 self._held.pop(job_id, None)
-
-    async def _heartbeat_loop(self) -> None:
-        period = self.lease / 3
-        delay = period
-        while True:
-            await asyncio.sleep(delay)
-            # A beat that could not complete is tried again soon, not a period later: the
-            # leases still run for a third of their length at least, and the claims stay
-            # this worker's meanwhile (only the server saying otherwise ends one).
-            delay = period if await self._beat(period) else min(period / 4, 1.0)
-
-    async def _beat(self, period: float) -> bool:
-        """One heartbeat; False when it could not complete and should be tried again."""
-        ids = list(self._held)
-        if not ids and not (self._tasks and self._listener is not None):
-            return True  # nothing to renew and nobody to tell: an idle producer sends nothing
-        sent = self._clock()
-        values = {
-            "worker": self.worker_id,
-            "until": sent + self.lease,
-            "ids": ids,
-            "tasks": self._tasks,
-        }
-        try:
-            row = await self._run(
-                "fetchrow",
-                sql.HEARTBEAT,
-                values,
-                "renewing leases",
-                idempotent=True,
-                patience=period,
-                # Long enough for a slow server to answer (a beat cut short never renews
-                # anything), short enough that a stuck one is retried while leases last.
-                timeout=period,
-            )
-        except StorageError as exc:
-            left = min((self._held.get(i, sent) for i in ids), default=sent) - self._clock()
-            logger.warning(
-                "lease heartbeat could not complete (the first lease ends in %.1f s): %s",
-                left,
-                exc,
-            )
-            return not self._held
-        for job_id in row["renewed"]:
-            if job_id in self._held:
-                self._held[job_id] = sent + self.lease
-        commit = self._commit_()
-        lost = [
-            job_id
-            for job_id in row["lost"]
-            # Gone because this worker's own completion just committed: not a loss.
-            if not commit.completing(job_id) and self._held.pop(job_id, None) is not None
-        ]
-        if lost:
-            logger.warning(
-                "%d claim(s) of this worker were taken over or removed meanwhile (a lease "
-                "expired): they are not started here, and an outcome of a run under way "
-                "is dropped",
-                len(lost),
-                extra={"job_ids": lost},
-            )
-        nxt = row["next"]
-        listener = self._listener
-        if nxt is not None and listener is not None:
-            # As if notified: a notification that was lost costs one period at most.
-            listener.on_new_job(float(nxt))
-        return True
 
     # -- owner maintenance ----------------------------------------------------------------
 
