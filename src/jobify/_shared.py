@@ -348,11 +348,10 @@ class SharedWorker(SharedListener):
         at = exec_at - HORIZON
         if at <= self.scheduler.clock():
             self._claim_soon()
-        elif self._claiming is not None and not self._claiming.done():
-            # The claim under way may read the next claimable time from a snapshot taken
-            # before this job was committed: let it look again when it is done.
-            self._again = True
         else:
+            # Only ever earlier: a claim under way may read the next claimable time from a
+            # snapshot taken before this job was committed, and must not move the timer
+            # past it.
             self._arm_by(at)
 
     def on_job_changed(self, job_id: str) -> None:

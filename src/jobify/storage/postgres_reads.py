@@ -1,6 +1,7 @@
 """The reads of :class:`~jobify.storage.PostgresStorage` (allowed to workers and inspectors).
 
-A mixin: it needs only :meth:`_check` and :meth:`_run` of the storage, which it declares.
+A mixin: it needs only :meth:`_check`, :meth:`_run` and the clock of the storage, which it
+declares.
 Inspection queries are assembled from named filters (one statement text per combination of
 filters present), so each combination gets a plan that uses its index instead of one
 generic plan full of ``$n IS NULL OR ...`` tests.
@@ -8,7 +9,7 @@ generic plan full of ``$n IS NULL OR ...`` tests.
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from typing import Any
 
 from jobify.storage.base import (
@@ -29,6 +30,7 @@ class PostgresReads:
     """Reads of jobs, counts, run history, tasks and results."""
 
     results_ttl: float
+    _clock: Callable[[], float]
 
     def _check(self, *, owner: bool = False) -> None:
         raise NotImplementedError
@@ -114,7 +116,7 @@ class PostgresReads:
         row = await self._run(
             "fetchrow",
             sql.GET_RESULT,
-            {"job_id": job_id, "oldest": time.time() - self.results_ttl},
+            {"job_id": job_id, "oldest": self._clock() - self.results_ttl},
             "reading a result",
             idempotent=True,
         )
