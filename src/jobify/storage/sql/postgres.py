@@ -240,7 +240,10 @@ no row means the claim is no longer this worker's."""
 RELEASE_FRAGMENT = """
 WITH released AS (
     UPDATE {s}.jobs SET locked_by = NULL, locked_until = NULL
-    WHERE locked_by = :worker {ids}
+    WHERE job_id IN (
+        SELECT job_id FROM {s}.jobs WHERE locked_by = :worker {ids}
+        ORDER BY job_id FOR UPDATE
+    ) AND locked_by = :worker
     RETURNING exec_at, status
 )
 SELECT count(*), (
@@ -296,7 +299,11 @@ upserted AS (
 )"""
 BATCH_DELETE = """
 deleted AS (
-    DELETE FROM {s}.jobs WHERE job_id = ANY(:del_ids::text[]) RETURNING job_id
+    DELETE FROM {s}.jobs WHERE job_id IN (
+        SELECT job_id FROM {s}.jobs WHERE job_id = ANY(:del_ids::text[])
+        ORDER BY job_id FOR UPDATE
+    )
+    RETURNING job_id
 )"""
 BATCH_DONE = """
 done AS (
