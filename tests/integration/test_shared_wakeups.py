@@ -1,6 +1,6 @@
 """A worker on a shared PostgreSQL store never loses a wake-up: not when a notification
-arrives while a claim is reading, not when every notification is lost, and it never holds
-more claims than its concurrency."""
+arrives while a claim is reading, not when every notification is lost; it never holds more
+claims than its concurrency, and never retries a job whose claim was taken."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import pgtest
-from jobify import Jobify
+from jobify import Jobify, SmartRetry
 from jobify.storage import PostgresStorage, postgres_listen
 from jobify.storage.base import SharedListener
 
@@ -139,3 +139,45 @@ async def test_a_worker_never_holds_more_claims_than_its_concurrency(schema: str
         assert sorted(await asyncio.wait_for(asyncio.gather(*jobs), 30)) == list(range(30))
         watcher.cancel()
     assert most == 3
+
+
+async def test_a_retry_is_not_attempted_once_the_claim_was_taken(
+    schema: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    attempts: list[float] = []
+    failed = asyncio.Event()
+    storage = pgtest.storage(schema, lease=0.6)  # heartbeats every 0.2 s
+    worker = Jobify(storage=storage, history=False)
+
+    @worker.task(retry=SmartRetry(retries=1, initial_delay=1.5, jitter=False))
+    async def flaky() -> None:
+        attempts.append(time.monotonic())
+        failed.set()
+        raise RuntimeError("the first attempt fails")
+
+    producer = app_on(pgtest.storage(schema), [], worker=False)
+
+    @producer.task(name="flaky")
+    async def flaky_remote() -> None: ...
+
+    async with producer, worker:
+        job = await producer.tasks["flaky"].push()
+        await asyncio.wait_for(failed.wait(), 10)
+        # While the attempt waits to be retried, another worker takes the job (its lease
+        # had run out, say): the next heartbeat tells this worker so.
+        conn = await pgtest.admin()
+        try:
+            await conn.execute(
+                f'UPDATE "{schema}".jobs SET locked_by = $2, locked_until = $3 WHERE job_id = $1',
+                job.id,
+                "another-worker",
+                time.time() + 60,
+            )
+        finally:
+            await conn.close()
+        deadline = time.monotonic() + 20
+        while "not retried here" not in caplog.text:  # the retry's turn came, and passed
+            assert len(attempts) == 1, "retried although the claim was taken"
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.01)
+    assert len(attempts) == 1  # the retry was left to the worker that holds the job
