@@ -154,6 +154,18 @@ class SharedRecorder:
     async def _complete(
         self, entry: JobEntry, record: JobRecord | None, result: ResultRecord | None
     ) -> bool:
+        if not self.storage.has_claim(entry.job.id):
+            # The claim was taken (the heartbeat said so) or could not be confirmed before a
+            # retry: the job is another worker's, or will be once the lease runs out. A
+            # completion must not land meanwhile (a failed outcome would end the job without
+            # the retries that worker will make).
+            log.warning(
+                "job %r: this worker's claim ended during the run; its outcome here is "
+                "dropped",
+                entry.job.id,
+                extra={"job_id": entry.job.id, "task_name": entry.task.name},
+            )
+            return False
         try:
             applied = await self.storage.complete(entry.job.id, record, result)
         except StorageError as exc:

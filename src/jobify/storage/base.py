@@ -492,6 +492,12 @@ class SharedStorage(Storage):
         leases (set before ``startup()``)."""
 
     @abc.abstractmethod
+    def has_claim(self, job_id: str) -> bool:
+        """Whether this worker still holds its claim of ``job_id`` as far as it knows: claimed,
+        and not completed, released, reported taken by the heartbeat, or let go by
+        :meth:`confirm`. A completion is only sent for a claim it still has."""
+
+    @abc.abstractmethod
     def holds(self, job_id: str) -> bool:
         """Whether this worker may start a run of a claimed job now without asking the
         store: its lease, as last renewed, still runs for a good part of its length."""

@@ -65,6 +65,10 @@ class PostgresLeases:
     ) -> Any:
         raise NotImplementedError
 
+    def has_claim(self, job_id: str) -> bool:
+        """Whether this worker still has its claim of ``job_id``, as far as it knows."""
+        return job_id in self._held
+
     def holds(self, job_id: str) -> bool:
         """Whether this worker may start a run of ``job_id`` now without asking the server:
         it claimed it and its lease, as last renewed, has a third of its length left."""
