@@ -361,10 +361,14 @@ async def test_a_worker_resumed_past_its_lease_never_starts_a_job_it_lost(
         [frozen] = c.start(1, "--concurrency", "5", env={"JOBIFY_TEST_FREEZE": "1"})
         async with producing(schema) as app:
             await c.listening()
-            # Claimed at once (within the claim horizon), armed to start 0.24 s later; the
-            # worker freezes itself before that.
-            await app.tasks["work"].schedule(7).delay(0.24)
-            await app.tasks["freeze"].push()
+            # Both claimed at once (within the claim horizon), armed for 0.2 s and 0.24 s
+            # later: the worker freezes itself first, even when a busy host makes both
+            # timers fire late together (they fire in order; the freeze stops the process
+            # in its first step).
+            await asyncio.gather(
+                app.tasks["freeze"].schedule().delay(0.2),
+                app.tasks["work"].schedule(7).delay(0.24),
+            )
             await wait_for(lambda: len(c.lines("freeze")) == 1, 10)
             [other] = c.start(1)  # takes both jobs once the frozen worker's lease ends
             await wait_for(lambda: len(c.lines("done")) == 1, 30)
