@@ -160,8 +160,7 @@ class SharedRecorder:
             # completion must not land meanwhile (a failed outcome would end the job without
             # the retries that worker will make).
             log.warning(
-                "job %r: this worker's claim ended during the run; its outcome here is "
-                "dropped",
+                "job %r: this worker's claim ended during the run; its outcome here is dropped",
                 entry.job.id,
                 extra={"job_id": entry.job.id, "task_name": entry.task.name},
             )
