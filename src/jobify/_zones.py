@@ -2,12 +2,14 @@
 
 ``ZoneInfo(key)`` reads a file from the system's zone database, and when the key is not
 there it imports a package of ``tzdata`` named after the key. A key read from a job store is
-untrusted, so it is checked first: it must look like an IANA name and name a zone that
-exists. Zones are cached by key, which also keeps the common case one dict lookup.
+untrusted, so it is checked first: it must look like an IANA name and name a zone file that
+exists (nothing is imported to find out). Zones are cached by key, which also keeps the
+common case one dict lookup.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import zoneinfo
@@ -19,19 +21,24 @@ __all__ = ["zone_from_key"]
 # ``..`` and no absolute path can get through).
 _KEY = re.compile(r"[A-Za-z0-9_+\-]{1,40}(?:/[A-Za-z0-9_+\-]{1,40}){0,3}")
 _KNOWN: dict[str, ZoneInfo] = {}
-_AVAILABLE: list[frozenset[str]] = []
+_TZDATA: list[str | None] = []
 
 
-def _on_tzpath(key: str) -> bool:
-    return any(os.path.isfile(os.path.join(root, key)) for root in zoneinfo.TZPATH)
+def _tzdata_root() -> str | None:
+    # Where the ``tzdata`` package keeps its zone files, found (once) without importing it.
+    if not _TZDATA:
+        spec = importlib.util.find_spec("tzdata")
+        locations = list(spec.submodule_search_locations or ()) if spec is not None else []
+        _TZDATA.append(os.path.join(locations[0], "zoneinfo") if locations else None)
+    return _TZDATA[0]
 
 
-def _available() -> frozenset[str]:
-    # Only for keys that are not in the system's database: the list of zones ``tzdata``
-    # provides, computed once.
-    if not _AVAILABLE:
-        _AVAILABLE.append(frozenset(zoneinfo.available_timezones()))
-    return _AVAILABLE[0]
+def _exists(key: str) -> bool:
+    """Whether ``key`` names a zone file of the system's database or of ``tzdata`` (where
+    ``ZoneInfo`` then imports that package's data modules: they exist, so a stored key can
+    only pick one of them)."""
+    roots = [*zoneinfo.TZPATH, _tzdata_root()]
+    return any(root and os.path.isfile(os.path.join(root, key)) for root in roots)
 
 
 def zone_from_key(key: object) -> ZoneInfo:
@@ -41,7 +48,7 @@ def zone_from_key(key: object) -> ZoneInfo:
         return zone
     if type(key) is not str or not _KEY.fullmatch(key):
         raise ValueError(f"malformed time zone key {key!r:.60}")
-    if not _on_tzpath(key) and key not in _available():
+    if not _exists(key):
         raise ValueError(f"unknown time zone {key!r}")
     try:
         zone = ZoneInfo(key)
