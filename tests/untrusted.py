@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import builtins
 import functools
-import json
 import importlib
+import json
 import threading
 import time
 import uuid
