@@ -273,7 +273,9 @@ def test_only_dataclasses_namedtuples_and_enums_are_constructed(
 
 def test_class_kind_must_match_the_tag() -> None:
     with pytest.raises(SerializationError, match="Enum"):
-        ExtendedJSONSerializer([Point]).loadb(b'{"$t":"enum","$c":"serializer_samples:Point","v":1}')
+        ExtendedJSONSerializer([Point]).loadb(
+            b'{"$t":"enum","$c":"serializer_samples:Point","v":1}'
+        )
 
 
 @given(st.binary(max_size=40))
