@@ -70,8 +70,13 @@ def register_task_types(serializer: Serializer, func: Callable[..., Any]) -> Non
     as :class:`~jobify.serializers.ExtendedJSONSerializer` does) the classes ``func``'s
     parameter and return annotations name: the values its jobs store and return."""
     register = getattr(serializer, "register_hints", None)
-    if register is not None:
-        register([*argument_hints(func).values(), return_hint(func)])
+    if register is None:
+        return
+    try:
+        hints = [*argument_hints(func).values(), return_hint(func)]
+    except (TypeError, ValueError):  # a callable without an inspectable signature: no hints
+        return
+    register(hints)
 
 
 class ArgumentCodec:
