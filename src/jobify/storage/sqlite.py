@@ -101,10 +101,8 @@ class SQLiteStorage(Storage, CommandChannel):
     :class:`~jobify.exceptions.StorageError` (and an ERROR log) instead of vanishing.
     Several workers on one job store need ``PostgresStorage``.
 
-    Files: the database and the files beside it (``-wal``, ``-shm``, ``.lock``, ``.wake``)
-    are created readable and writable by their owner only, whatever the umask: arguments
-    often hold addresses and tokens. ``file_mode=0o660`` shares them with the group (for an
-    inspector or dashboard run as another user of that group); existing files keep theirs.
+    Files (the database, ``-wal``, ``-shm``, ``.lock``, ``.wake``) are created with
+    ``file_mode``, 0o600 whatever the umask; 0o660 shares them with the group.
 
     Inspection: ``open_inspection()`` reads the file through a read-only connection
     without taking the lock, while the owner runs or not. Its only write is
@@ -152,9 +150,7 @@ class SQLiteStorage(Storage, CommandChannel):
         self.table_name = table_name
         self.timeout = float(timeout)
         self.synchronous = synchronous
-        self.file_mode = file_mode
-        """The mode of the files the store creates (the database, its lock and wake files;
-        SQLite gives its -wal and -shm files the database's mode)."""
+        self.file_mode = file_mode  # SQLite gives -wal and -shm the database's mode
         self._memory = self.database == _MEMORY
         self._queries = sql.SQLiteQueries.for_table(table_name)
         self._state: Literal["new", "starting", "running", "closing", "closed"] = "new"
