@@ -118,9 +118,10 @@ def check_command(url: str, hostile: Hostile, evil: list[str]) -> None:
 
 def check_dashboard(url: str, hostile: Hostile, evil: list[str]) -> None:
     with TestClient(create_app(url), base_url="http://testserver") as client:
-        assert client.get("/jobs").status_code == 200
-        assert client.get("/").status_code == 200
-        assert client.get("/api/jobs").status_code == 200
+        for path in ("/", "/jobs", "/crons", "/failures", "/runs"):
+            assert client.get(path).status_code == 200, path
+            api = "/api/overview" if path == "/" else "/api" + path
+            assert client.get(api).status_code == 200, api
         for job_id in evil:
             page = client.get(f"/jobs/{job_path(job_id)}")
             assert page.status_code == 200 and job_id in page.text
@@ -198,6 +199,23 @@ async def take(x: Point) -> int:
 """
 
 
+async def connected(procs: list[subprocess.Popen[str]]) -> None:
+    """Wait until every worker has a connection of its own (it is then past the start of
+    ``jobify worker``, where SIGTERM stops it gracefully)."""
+    conn = await pgtest.admin()
+    try:
+        deadline = time.monotonic() + 60
+        for proc in procs:
+            while not await conn.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE $1",
+                f"jobify %:{proc.pid}:%",
+            ):
+                assert proc.poll() is None and time.monotonic() < deadline
+                await asyncio.sleep(0.05)
+    finally:
+        await conn.close()
+
+
 async def test_two_workers_on_postgres_set_the_rows_aside_and_run_the_rest(
     tmp_path: Path, hostile: Hostile, schema: str
 ) -> None:
@@ -209,6 +227,7 @@ async def test_two_workers_on_postgres_set_the_rows_aside_and_run_the_rest(
     with cluster(tmp_path, schema) as workers:
         (tmp_path / "cluster_app.py").write_text(WORKER_APP.format(shapes=shapes))
         procs = workers.start(2)
+        await connected(procs)
         producer = Jobify(storage=pgtest.storage(schema), worker=False, history=False)
 
         @producer.task
