@@ -61,14 +61,16 @@ def hostile_arguments(hostile: Hostile, parameter: str) -> list[bytes]:
     ]
 
 
-def hostile_trigger(hostile: Hostile) -> bytes:
-    """A cron trigger document whose zones name the hostile module."""
+def hostile_trigger(hostile: Hostile, expression: str = "0 9 * * *") -> bytes:
+    """A cron trigger document whose zones name the hostile module (or, given another
+    ``expression``, with valid zones and that expression)."""
+    valid = expression != "0 9 * * *"
     doc = {
         "v": 1,
         "type": "cron",
-        "expr": "0 9 * * *",
-        "cron_tz": hostile.name,
-        "tz": f"../{hostile.name}",
+        "expr": expression,
+        "cron_tz": "UTC" if valid else hostile.name,
+        "tz": "UTC" if valid else f"../{hostile.name}",
         "max_runs": -1,
         "max_failures": -1,
         "misfire": "once",
@@ -85,16 +87,20 @@ def hostile_records(hostile: Hostile, task: str, parameter: str) -> list[JobReco
         JobRecord(f"evil-{n}", task, due, data, AT_TRIGGER, RecordStatus.SCHEDULED)
         for n, data in enumerate(hostile_arguments(hostile, parameter))
     ]
-    records.append(
-        JobRecord(
-            "evil-zone",
-            task,
-            due,
-            f'{{"{parameter}":1}}'.encode(),
-            hostile_trigger(hostile),
-            RecordStatus.SCHEDULED,
+    for job_id, trigger in [
+        ("evil-zone", hostile_trigger(hostile)),
+        ("evil-cron", hostile_trigger(hostile, f"{hostile.name} * *")),
+    ]:
+        records.append(
+            JobRecord(
+                job_id,
+                task,
+                due,
+                f'{{"{parameter}":1}}'.encode(),
+                trigger,
+                RecordStatus.SCHEDULED,
+            )
         )
-    )
     return records
 
 

@@ -156,7 +156,7 @@ async def test_sqlite_owner_command_and_dashboard(
                 assert job is not None and job.status is JobStatus.ORPHANED
         check_dashboard(f"sqlite:///{path}", hostile, [r.job_id for r in evil])
     assert sorted(ran, key=lambda p: p.x) == [Point(n, -n) for n in range(3)]
-    assert guard.attempts == [] and guard.decodes["StoreRecorder.decode"] >= 9
+    assert guard.attempts == [] and guard.decodes["StoreRecorder.decode"] >= 10
     assert guard.decodes["jobify.inspection._inspector.job_info"] >= len(evil)
     for record in evil:  # logged with its id and, for a class, the name it asked for
         lines = [r.getMessage() for r in caplog.records if record.job_id in r.getMessage()]
