@@ -108,6 +108,7 @@ def check_command(url: str, hostile: Hostile, evil: list[str]) -> None:
     assert listed.returncode == 0, listed.stderr
     for job_id in evil:
         assert job_id in listed.stdout
+    for job_id in (evil[0], evil[-1]):  # a class, and a trigger (each a process of its own)
         shown = jobify("jobs", "show", job_id, "--storage", url, cwd=hostile.directory)
         assert shown.returncode == 0, shown.stderr
         assert job_id in shown.stdout
