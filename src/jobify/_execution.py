@@ -31,7 +31,7 @@ from jobify._context import JobContext, Runnable
 from jobify._entry import JobEntry, Outcome
 from jobify._jobs import JobStatus
 from jobify._retry import SmartRetry
-from jobify._runmodes import RunMode, process_target, run_coroutine_in_thread
+from jobify._runmodes import RunMode, ThreadCalls, process_target, run_coroutine_in_thread
 from jobify._task import ExceptionHandler, TaskSpec
 from jobify.exceptions import JobTimeoutError, NoResultError
 from jobify.middleware._base import compose
@@ -53,11 +53,19 @@ class Pools:
         self._process = process
         self._own_thread = thread is None
         self._own_process = process is None
+        self._thread_calls: ThreadCalls | None = None
 
     def thread(self) -> PoolExecutor:
         if self._thread is None:
             self._thread = ThreadPoolExecutor(thread_name_prefix="jobify")
         return self._thread
+
+    def thread_calls(self) -> ThreadCalls:
+        """The thread pool's batched calls, bound to the running loop (the app's)."""
+        calls = self._thread_calls
+        if calls is None:
+            calls = self._thread_calls = ThreadCalls(asyncio.get_running_loop(), self.thread())
+        return calls
 
     def process(self) -> PoolExecutor:
         if self._process is None:
@@ -68,6 +76,12 @@ class Pools:
             method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
             self._process = ProcessPoolExecutor(mp_context=mp.get_context(method))
         return self._process
+
+    def cancel_thread_calls(self) -> None:
+        """On the loop, before :meth:`shutdown`: no caller waits for a call the pool drops."""
+        if self._thread_calls is not None:
+            self._thread_calls.cancel_all()
+            self._thread_calls = None
 
     def shutdown(self) -> None:
         if self._own_thread and self._thread is not None:
@@ -101,20 +115,22 @@ def _runner(spec: TaskSpec, pools: Pools) -> Chain:
 
             async def run_thread_loop(ctx: JobContext) -> Any:
                 r = ctx.runnable
-                loop = asyncio.get_running_loop()
                 # The job's context variables (e.g. its trace span) go with it to the thread.
-                call = contextvars.copy_context().run
-                return await loop.run_in_executor(
-                    pools.thread(), call, run_coroutine_in_thread, r.func, r.args, r.kwargs
+                call = partial(
+                    contextvars.copy_context().run,
+                    run_coroutine_in_thread,
+                    r.func,
+                    r.args,
+                    r.kwargs,
                 )
+                return await pools.thread_calls().call(call)
 
             return run_thread_loop
 
         async def run_thread(ctx: JobContext) -> Any:
             r = ctx.runnable
-            loop = asyncio.get_running_loop()
             call = partial(contextvars.copy_context().run, r.func, *r.args, **r.kwargs)
-            return await loop.run_in_executor(pools.thread(), call)
+            return await pools.thread_calls().call(call)
 
         return run_thread
 
