@@ -9,24 +9,16 @@ system, which only warns and runs it on the main loop).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import importlib
 import pickle
 import threading
 from collections.abc import Callable
-from concurrent.futures import Executor
 from typing import Any
 
 from jobify.exceptions import SerializationError
 
-__all__ = [
-    "RunMode",
-    "ThreadCalls",
-    "check_process_args",
-    "process_target",
-    "run_coroutine_in_thread",
-]
+__all__ = ["RunMode", "check_process_args", "process_target", "run_coroutine_in_thread"]
 
 
 class RunMode(enum.StrEnum):
@@ -55,75 +47,6 @@ class _ThreadLoop:
 
 
 _thread_loops = threading.local()
-
-
-class ThreadCalls:
-    """Calls on a thread pool whose results come back to the loop in batches.
-
-    ``loop.run_in_executor`` chains each call's pool future to a loop future: a lock taken on
-    both sides, a done callback, and one ``call_soon_threadsafe`` (a write to the loop's
-    self-pipe, a wake-up) per call. Here a finished call appends its outcome to a list, and
-    only the first one of a batch wakes the loop; one callback hands the whole batch back.
-    Measured on 5,000 gathered ``def`` jobs (``make bench`` sync_thread): 318k -> 234k
-    instructions per job (callgrind), and 51 % -> 72 % of a bare ``run_in_executor``
-    loop's rate (medians of 5 alternating runs on a busy 2-core machine).
-    """
-
-    __slots__ = ("_executor", "_inflight", "_lock", "_loop", "_ready", "_waking")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, executor: Executor) -> None:
-        self._loop = loop
-        self._executor = executor
-        self._lock = threading.Lock()
-        self._ready: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
-        self._waking = False
-        # Loop futures not answered yet, so that a pool shut down with calls still queued
-        # cannot leave their callers waiting forever (see cancel_all).
-        self._inflight: set[asyncio.Future[Any]] = set()
-
-    def call(self, func: Callable[[], Any]) -> asyncio.Future[Any]:
-        """Run ``func()`` on the pool; the returned loop future gets its outcome."""
-        future = self._loop.create_future()
-        self._inflight.add(future)
-        self._executor.submit(self._work, future, func)
-        return future
-
-    def _work(self, future: asyncio.Future[Any], func: Callable[[], Any]) -> None:
-        # In a pool thread. A caller that gave up before the call began (a timeout, a
-        # cancel) does not get it run, as with run_in_executor.
-        if future.cancelled():
-            return
-        try:
-            item: tuple[asyncio.Future[Any], Any, BaseException | None] = (future, func(), None)
-        except BaseException as exc:
-            item = (future, None, exc)
-        with self._lock:
-            self._ready.append(item)
-            if self._waking:
-                return  # the loop has been woken for this batch already
-            self._waking = True
-        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
-            self._loop.call_soon_threadsafe(self._deliver)
-
-    def _deliver(self) -> None:
-        with self._lock:
-            ready, self._ready = self._ready, []
-            self._waking = False
-        inflight = self._inflight
-        for future, value, exc in ready:
-            inflight.discard(future)
-            if future.cancelled():
-                continue
-            if exc is None:
-                future.set_result(value)
-            else:
-                future.set_exception(exc)
-
-    def cancel_all(self) -> None:
-        """Cancel every call not answered yet (the pool is going away)."""
-        for future in self._inflight:
-            future.cancel()
-        self._inflight.clear()
 
 
 def run_coroutine_in_thread(func: Callable[..., Any], args: tuple[Any, ...], kwargs: Any) -> Any:
