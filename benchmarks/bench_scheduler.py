@@ -249,7 +249,8 @@ async def many_timers(argv: list[str]) -> dict[str, float]:
         h.expect(all(j.status is JobStatus.SCHEDULED for j in active), "many_timers: not SCHEDULED")
         t1 = time.perf_counter()
     shutdown = time.perf_counter() - t1
-    h.expect(all(j.status is JobStatus.CANCELLED for j in active), "many_timers: not cancelled")
+    if not h.ON_REFERENCE:  # the reference leaves a job it never ran as it was at shutdown
+        h.expect(all(j.status is JobStatus.CANCELLED for j in active), "many_timers: not cancelled")
     # The floor runs after our measurement so that its freed memory cannot hide our growth.
     floor = await floor_call_at(N_TIMERS)
     return {
