@@ -108,12 +108,15 @@ class ThreadCalls:
     def _work(self, future: asyncio.Future[Any], func: Callable[[], Any]) -> None:
         # In a pool thread. A caller that gave up before the call began (a timeout, a
         # cancel) does not get it run, as with run_in_executor.
+        # It still goes back to the loop, to leave the set of calls in flight.
+        item: Outcome
         if future.cancelled():
-            return
-        try:
-            item: Outcome = (future, func(), None)
-        except BaseException as exc:
-            item = (future, None, exc)
+            item = (future, None, None)
+        else:
+            try:
+                item = (future, func(), None)
+            except BaseException as exc:
+                item = (future, None, exc)
         with self._lock:
             self._ready.append(item)
             if self._waking:

@@ -99,6 +99,7 @@ async def test_a_call_cancelled_before_it_began_never_runs() -> None:
         third = calls.call(lambda: "third")  # queued behind the cancelled one: it ran first
         assert await third == "third"
         assert ran == []
+        assert not calls._inflight  # the skipped call left the calls in flight too
     finally:
         workers.shutdown()
 
