@@ -213,16 +213,18 @@ class StoreRecorder(OwnsWhole):
         task = tasks.get(record.task_name)
         if task is None:
             raise Unrestorable(f"task {record.task_name!r} is not registered in this app")
+        # Stored data is untrusted: whatever decoding raises (SystemExit included, which no
+        # record may use to end the process) makes this one record unrestorable.
         try:
             stored = self.codec.decode(task.name, record.arguments, self._hints_for(task))
             doc = decode_trigger(record.trigger)
-        except (BaseJobifyError, ValueError, KeyError, TypeError) as exc:
-            raise Unrestorable(f"{exc}") from exc
+        except (Exception, SystemExit) as exc:
+            raise Unrestorable(_reason(exc)) from exc
         try:
             arguments = task.spec.bind((), stored)
-        except TypeError as exc:
+        except (Exception, SystemExit) as exc:
             raise Unrestorable(
-                f"its stored arguments no longer fit the task's signature ({exc})"
+                f"its stored arguments no longer fit the task's signature ({_reason(exc)})"
             ) from exc
         return Restored(
             record,
@@ -234,6 +236,13 @@ class StoreRecorder(OwnsWhole):
             doc.failures,
             doc.declared,
         )
+
+
+def _reason(exc: BaseException) -> str:
+    """The text of a decode failure: our own errors say what went wrong, others are named."""
+    if isinstance(exc, BaseJobifyError | ValueError | KeyError | TypeError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
 
 
 class OrphanSource:

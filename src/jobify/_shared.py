@@ -24,10 +24,10 @@ from dataclasses import replace
 from datetime import tzinfo
 from typing import Any
 
-from jobify._arguments import ArgumentCodec
+from jobify._arguments import ArgumentCodec, return_hint
 from jobify._entry import JobEntry, Outcome, Task
 from jobify._jobs import Job, JobStatus, attach, finish, resolve
-from jobify._records import StoreRecorder, Unrestorable
+from jobify._records import StoreRecorder
 from jobify._scheduler import Scheduler
 from jobify._triggerdoc import decode_trigger
 from jobify._triggers import CronParser
@@ -69,10 +69,7 @@ class ResultCodec:
     def _hint(self, task: Task) -> dict[str, Any]:
         hints = self._hints.get(task.name)
         if hints is None:
-            try:
-                annotation = typing.get_type_hints(task.spec.func).get("return")
-            except Exception:  # an unresolvable annotation: no hint
-                annotation = None
+            annotation = return_hint(task.spec.func)
             hints = self._hints[task.name] = {} if annotation is None else {"value": annotation}
         return hints
 
@@ -270,6 +267,12 @@ class RemoteSource:
                 value = self.worker.results.decode(self.task, result.value)
             except BaseJobifyError as error:
                 status, exc = JobStatus.FAILED, error
+            except (Exception, SystemExit) as error:  # a stored result is untrusted data
+                status = JobStatus.FAILED
+                exc = SerializationError(
+                    f"the result of job {self.record.job_id!r} cannot be decoded: "
+                    f"{type(error).__name__}: {error}"
+                )
         elif status is JobStatus.TIMEOUT:
             exc = JobTimeoutError(self.record.job_id, 0.0)
         elif status is not JobStatus.SUCCESS:
@@ -513,19 +516,33 @@ class SharedWorker(SharedListener):
     def _own(self, record: JobRecord) -> None:
         try:
             found = self.records.decode(record, self.tasks)
-        except Unrestorable as exc:
-            log.error(
-                "claimed job %r of task %r cannot be run here: %s; this worker keeps it "
-                "claimed (so it does not bounce between workers) until it stops",
-                record.job_id,
-                record.task_name,
-                exc,
-                extra={"job_id": record.job_id, "task_name": record.task_name},
-            )
+            entry = found.entry(self.recorder, self._parser_for, self.tz)
+        except Exception as exc:  # Unrestorable, or e.g. a cron expression that fails
+            self._spawn(self._set_aside(record, exc))
             return
-        entry = found.entry(self.recorder, self._parser_for, self.tz)
         self.scheduler.add(entry)
         self.scheduler.arm(entry)
+
+    async def _set_aside(self, record: JobRecord, reason: BaseException) -> None:
+        """A claimed record this worker cannot decode is paused, which ends the claim: it
+        neither stays claimed by a worker that cannot run it nor bounces between workers.
+        Its data is left as it is; once its task or types are registered where it runs,
+        ``resume`` makes it claimable again."""
+        log.error(
+            "claimed job %r of task %r cannot be run here: %s; it is paused and left in the "
+            "store (register what it needs, then resume it: `jobify jobs resume %s`)",
+            record.job_id,
+            record.task_name,
+            reason,
+            record.job_id,
+            extra={"job_id": record.job_id, "task_name": record.task_name},
+        )
+        try:
+            await self.storage.complete(
+                record.job_id, replace(record, status=RecordStatus.PAUSED), None
+            )
+        except StorageError as exc:
+            log.warning("claimed job %r could not be paused: %s", record.job_id, exc)
 
     async def _recheck_claim(self, entry: JobEntry) -> None:
         """A job this worker claimed but has not started changed elsewhere."""
