@@ -87,9 +87,7 @@ class CommandApplier:
                     return f"job {job_id!r} is orphaned ({orphan.reason}); it can only be cancelled"
                 return f"no job with id {job_id!r} is scheduled in the running app"
             if action == CommandAction.CANCEL:
-                if entry.running():
-                    return f"job {job_id!r} is running; a running job cannot be cancelled"
-                await entry.cancel()
+                await entry.cancel()  # a run under way is stopped
                 if entry.job.status is not JobStatus.CANCELLED:
                     return f"job {job_id!r} was not cancelled (status {entry.job.status.value})"
             elif action == CommandAction.PAUSE:

@@ -217,8 +217,8 @@ class RemoteSource:
         return self._tz
 
     async def cancel(self) -> None:
-        """Remove the job from the store: it never starts anywhere (a run already under way
-        elsewhere finishes, and its outcome is dropped)."""
+        """Remove the job from the store: it never starts anywhere, and a run under way on
+        any worker is stopped by that worker when it hears of the removal."""
         await self.worker.storage.delete(self.record.job_id)
         self.worker.forget(self.record.job_id)
         finish(self.job, JobStatus.CANCELLED)
@@ -346,8 +346,11 @@ class SharedWorker(SharedListener):
 
     def on_job_changed(self, job_id: str) -> None:
         entry = self.scheduler.jobs.get(job_id)
-        if entry is not None and entry.recorder is self.recorder and not entry.running():
-            self._spawn(self._recheck_claim(entry))
+        if entry is not None and entry.recorder is self.recorder:
+            if entry.running():
+                self._spawn(self._recheck_running(entry))
+            else:
+                self._spawn(self._recheck_claim(entry))
         handle = self.remote.get(job_id)
         if handle is not None:
             self._spawn(self._recheck_handle(handle))
@@ -362,6 +365,10 @@ class SharedWorker(SharedListener):
             self._claim_soon()
         for handle in list(self.remote.values()):
             self._spawn(self._recheck_handle(handle))
+        for entry in list(self.scheduler.jobs.values()):
+            # A cancel (a removed row) may have been missed while not listening.
+            if entry.recorder is self.recorder and entry.running():
+                self._spawn(self._recheck_running(entry))
 
     # -- results for handles made here ---------------------------------------------------
 
@@ -494,6 +501,17 @@ class SharedWorker(SharedListener):
         entry = found.entry(self.recorder, self._parser_for, self.tz)
         self.scheduler.add(entry)
         self.scheduler.arm(entry)
+
+    async def _recheck_running(self, entry: JobEntry) -> None:
+        """A job running here changed elsewhere: gone from the store means cancelled (by a
+        handle in any process, the command or the dashboard), so its run is stopped."""
+        try:
+            current = await self.storage.get(entry.job.id)
+        except StorageError as exc:
+            log.warning("running job %r could not be checked: %s", entry.job.id, exc)
+            return
+        if current is None and entry.running():
+            await self.scheduler.stop_running(entry)
 
     async def _recheck_claim(self, entry: JobEntry) -> None:
         """A job this worker claimed but has not started changed elsewhere."""
