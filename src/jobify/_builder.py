@@ -8,7 +8,7 @@ startup (before that, a port that says the app has not started).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable
 from datetime import datetime, tzinfo
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -46,6 +46,11 @@ class SubmitPort(Protocol[T]):
         force: bool,
     ) -> Awaitable[Job[T]]:
         """Schedule one job of the task: at ``exec_ts`` (epoch seconds) or on ``cron``."""
+        ...
+
+    def submit_many(self, items: Iterable[Any]) -> Awaitable[list[Job[T]]]:
+        """Push one job per item (a tuple of positional or a mapping of keyword arguments),
+        validated together and written in one commit."""
         ...
 
 

@@ -1,0 +1,149 @@
+"""``task.push_many(items)``: many jobs of one task, validated together, written together.
+
+Every item is bound to the task's signature and passed through the task's outer middleware
+(per job, as with ``push``), then every job is encoded, and only then is anything written:
+one bad item is a ``TypeError`` (a ``SerializationError`` when its arguments do not encode)
+naming its index, and nothing is stored. The jobs are written with one ``save_many`` (one
+group commit on SQLite; one multi-row statement with one notification on PostgreSQL), then
+owned and armed like any pushed job (on a shared store, handles that follow them anywhere).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from functools import partial
+from typing import Any, Protocol, TypeVar
+
+from jobify._builder import Bound
+from jobify._entry import JobEntry, Recorder, Task
+from jobify._jobs import Job, JobStatus, park
+from jobify._records import StoreRecorder
+from jobify._scheduler import Scheduler
+from jobify._shared import SharedWorker
+from jobify._triggers import check_instant
+from jobify.exceptions import SerializationError
+
+__all__ = ["BulkSubmitter", "push_many"]
+
+T = TypeVar("T")
+Request = Any
+"""A submitter's request (opaque here: made and read by the submitter only)."""
+
+
+class BulkSubmitter(Protocol):
+    """What push_many needs from the app's submitter."""
+
+    scheduler: Scheduler
+    shared: SharedWorker | None
+    clock: Callable[[], float]
+
+    def check_open(self) -> None: ...
+    def one_shot(self, task: Task, arguments: Bound, exec_ts: float) -> Request: ...
+    def through_outer(
+        self,
+        request: Request,
+        outer: Sequence[Any],
+        commit: Callable[[Request, Job[Any]], Awaitable[Job[Any]]],
+    ) -> Awaitable[Job[Any]]: ...
+    def entry_for(
+        self, request: Request, job: Job[Any], recorder: Recorder | None = None
+    ) -> JobEntry: ...
+    def own(self, entry: JobEntry) -> None: ...
+
+
+def _bind(task: Task, index: int, item: Any) -> Bound:
+    """One item's arguments bound to the task, or a TypeError naming the item."""
+    if isinstance(item, tuple):
+        args, kwargs = item, {}
+    elif isinstance(item, Mapping):
+        args, kwargs = (), dict(item)
+    else:
+        raise TypeError(
+            f"push_many of task {task.name!r}: item {index} is a {type(item).__name__}; each "
+            "item is a tuple of positional arguments or a mapping of keyword arguments"
+        )
+    try:
+        return task.spec.bind(args, kwargs)
+    except TypeError as exc:
+        raise TypeError(f"push_many of task {task.name!r}: item {index}: {exc}") from None
+
+
+def _item(task: Task, index: int, make: Callable[[], T]) -> T:
+    """``make()`` for one item; its TypeError (or SerializationError) names the item."""
+    try:
+        return make()
+    except SerializationError as exc:
+        raise SerializationError(f"push_many of task {task.name!r}: item {index}: {exc}") from exc
+    except TypeError as exc:
+        raise TypeError(f"push_many of task {task.name!r}: item {index}: {exc}") from exc
+
+
+async def push_many(submitter: BulkSubmitter, task: Task, items: Iterable[Any]) -> list[Job[Any]]:
+    """Push one job per item; the handles in the order of the items (see the module)."""
+    submitter.check_open()
+    bound = [_bind(task, index, item) for index, item in enumerate(items)]
+    now = check_instant(submitter.clock())
+    requests = [submitter.one_shot(task, arguments, now) for arguments in bound]
+    jobs: list[Job[Any]] = []
+    accepted: list[tuple[int, Request, Job[Any]]] = []
+    if task.outer is None:
+        for index, request in enumerate(requests):
+            job: Job[Any] = Job(request.job_id)
+            jobs.append(job)
+            accepted.append((index, request, job))
+    else:
+        # Outer middleware runs per job, as with push; a job it refuses is CANCELLED and
+        # not stored. What it lets through is gathered here and written below, together.
+        for index, request in enumerate(requests):
+
+            async def gather(final: Request, job: Job[Any], index: int = index) -> Job[Any]:
+                accepted.append((index, final, job))
+                return job
+
+            jobs.append(await submitter.through_outer(request, task.outer, gather))
+    if not accepted:
+        return jobs
+    shared = submitter.shared
+    if shared is not None and task.durable:
+        entries = [
+            _item(task, i, partial(submitter.entry_for, request, job, shared.recorder))
+            for i, request, job in accepted
+        ]
+        records = [
+            _item(task, i, partial(shared.records.record, entry))
+            for (i, _, _), entry in zip(accepted, entries, strict=True)
+        ]
+        submitter.check_open()
+        # Handles listen before the write: a fast worker may finish a job before the
+        # write's own acknowledgement arrives.
+        for record, entry in zip(records, entries, strict=True):
+            shared.handle_for(record, task, entry.job)
+        try:
+            await shared.storage.save_many(records)
+        except BaseException:
+            for record in records:
+                shared.forget(record.job_id)
+            raise
+        return jobs
+    entries = [
+        _item(task, i, partial(submitter.entry_for, request, job)) for i, request, job in accepted
+    ]
+    recorder = entries[0].recorder
+    if isinstance(recorder, StoreRecorder):
+        records = [
+            _item(task, i, partial(recorder.record, entry))
+            for (i, _, _), entry in zip(accepted, entries, strict=True)
+        ]
+        submitter.check_open()
+        await recorder.storage.save_many(records)
+    if submitter.scheduler.stopped:
+        # The app stopped while the batch was being committed: it is stored and runs after
+        # the next start (as with push).
+        for entry in entries:
+            entry.owned = False
+            entry.parked = True
+            park(entry.job, JobStatus.SCHEDULED)
+        return jobs
+    for entry in entries:
+        submitter.own(entry)
+    return jobs
