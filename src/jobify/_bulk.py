@@ -5,7 +5,8 @@ Every item is bound to the task's signature and passed through the task's outer 
 one bad item is a ``TypeError`` (a ``SerializationError`` when its arguments do not encode)
 naming its index, and nothing is stored. The jobs are written with one ``save_many`` (one
 group commit on SQLite; one multi-row statement with one notification on PostgreSQL), then
-owned and armed like any pushed job (on a shared store, handles that follow them anywhere).
+owned and armed like any pushed job (on a shared store, handles that follow them anywhere;
+the rows go in with one ``COPY`` and one notification, as their ids are new).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from jobify._builder import Bound
 from jobify._entry import JobEntry, Recorder, Task
 from jobify._jobs import Job, JobStatus, park
 from jobify._records import StoreRecorder
+from jobify._runmodes import RunMode, check_process_args
 from jobify._scheduler import Scheduler
 from jobify._shared import SharedWorker
 from jobify._triggers import check_instant
@@ -68,6 +70,11 @@ def _bind(task: Task, index: int, item: Any) -> Bound:
         raise TypeError(f"push_many of task {task.name!r}: item {index}: {exc}") from None
 
 
+def _check_process(task: Task, arguments: Bound) -> None:
+    task.spec.process_ref()
+    check_process_args(task.name, (), task.spec.as_dict(arguments))
+
+
 def _item(task: Task, index: int, make: Callable[[], T]) -> T:
     """``make()`` for one item; its TypeError (or SerializationError) names the item."""
     try:
@@ -105,21 +112,24 @@ async def push_many(submitter: BulkSubmitter, task: Task, items: Iterable[Any]) 
         return jobs
     shared = submitter.shared
     if shared is not None and task.durable:
-        entries = [
-            _item(task, i, partial(submitter.entry_for, request, job, shared.recorder))
-            for i, request, job in accepted
-        ]
-        records = [
-            _item(task, i, partial(shared.records.record, entry))
-            for (i, _, _), entry in zip(accepted, entries, strict=True)
-        ]
+        # No entry per job here: a shared store's job is owned by whichever worker claims
+        # it; only its record and a handle are made.
+        if task.spec.options.run_mode is RunMode.PROCESS:
+            for i, request, _ in accepted:
+                _item(task, i, partial(_check_process, task, request.arguments))
+        made = shared.records.one_shot_records(
+            task, [(request.job_id, request.arguments) for _, request, _ in accepted], now
+        )
+        records = []
+        for i, _, _ in accepted:
+            records.append(_item(task, i, partial(next, made)))
         submitter.check_open()
         # Handles listen before the write: a fast worker may finish a job before the
         # write's own acknowledgement arrives.
-        for record, entry in zip(records, entries, strict=True):
-            shared.handle_for(record, task, entry.job)
+        for record, (_, _, job) in zip(records, accepted, strict=True):
+            shared.handle_for(record, task, job)
         try:
-            await shared.storage.save_many(records)
+            await shared.storage.insert_many(records)
         except BaseException:
             for record in records:
                 shared.forget(record.job_id)

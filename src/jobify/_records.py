@@ -15,7 +15,7 @@ the app shows it as an orphaned job (:class:`OrphanSource`) that ``cancel()`` re
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Any
@@ -24,7 +24,7 @@ from jobify._arguments import ArgumentCodec, argument_hints
 from jobify._builder import Bound
 from jobify._entry import JobEntry, Outcome, Recorder, Task
 from jobify._jobs import Job, JobStatus, attach, finish
-from jobify._triggerdoc import decode_trigger, encode_trigger
+from jobify._triggerdoc import AT_TRIGGER, decode_trigger, encode_trigger
 from jobify._triggers import Cron, CronParser
 from jobify.exceptions import ApplicationStateError, BaseJobifyError
 from jobify.storage.base import JobRecord, RecordStatus, Storage
@@ -176,6 +176,21 @@ class StoreRecorder:
             ),
             status if status is not None else entry.record_status,
         )
+
+    def one_shot_records(
+        self, task: Task, jobs: Iterable[tuple[str, Bound]], exec_ts: float
+    ) -> Iterator[JobRecord]:
+        """Records of new one-shot jobs ``(job_id, arguments)`` due at ``exec_ts``, one by
+        one, made without an entry each (``push_many``); ``SerializationError`` for a job
+        whose arguments do not encode."""
+        name = task.name
+        as_dict = task.spec.as_dict
+        hints = self._hints_for(task)
+        encode = self.codec.encode
+        scheduled = RecordStatus.SCHEDULED
+        for job_id, arguments in jobs:
+            data = encode(name, as_dict(arguments), hints)
+            yield JobRecord(job_id, name, exec_ts, data, AT_TRIGGER, scheduled)
 
     async def save(self, entry: JobEntry) -> None:
         await self.storage.save(self.record(entry))

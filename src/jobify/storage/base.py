@@ -476,6 +476,13 @@ class SharedStorage(Storage):
     def set_listener(self, listener: SharedListener | None) -> None:
         """Receive notifications (set before ``startup()``; None stops them)."""
 
+    async def insert_many(self, records: Sequence[JobRecord]) -> None:
+        """Insert the records of new jobs (generated ids, in use nowhere) in one transaction
+        that notifies the workers once; return once committed. Nothing is stored if one
+        fails. (A backend may do this faster than :meth:`Storage.save_many`, whose
+        insert-or-replace it needs not.)"""
+        await self.save_many(records)
+
     @abc.abstractmethod
     async def claim(
         self, task_names: Collection[str], limit: int, *, horizon: float = 0.0

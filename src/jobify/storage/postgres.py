@@ -64,6 +64,7 @@ from jobify.storage.postgres_connection import (
     validate_schema,
 )
 from jobify.storage.postgres_listen import Notifications
+from jobify.storage.postgres_producer import copy_new_jobs
 from jobify.storage.postgres_reads import PostgresReads
 from jobify.storage.sql import postgres as sql
 
@@ -401,6 +402,30 @@ class PostgresStorage(PostgresReads, SharedStorage):
         commit = self._commit_()
         batches = [commit.put(record.job_id, record, soon=False) for record in records]
         await commit.wait(batches[-1])  # batches commit in order: the last one covers all
+
+    async def insert_many(self, records: Sequence[JobRecord]) -> None:
+        """Insert the records of new jobs with one ``COPY`` and one notification, in one
+        transaction (see :mod:`jobify.storage.postgres_producer`); return once committed."""
+        for record in records:
+            _check_job(record)
+        self._check()
+        if not records:
+            return
+        pool = self._pool
+
+        async def call() -> None:
+            if pool is None:
+                raise StorageError(f"{self!r} is shut down")
+            async with pool.acquire() as conn:
+                await copy_new_jobs(conn, self.schema, self.channel, records)
+
+        await retrying(
+            call,
+            target=self._target,
+            doing="inserting jobs",
+            idempotent=False,
+            deadline=time.monotonic() + self.retry_timeout,
+        )
 
     async def delete(self, job_id: str) -> None:
         """Delete the record (no error when absent); return once committed."""
