@@ -33,6 +33,7 @@ from jobify._triggerdoc import decode_trigger
 from jobify._triggers import CronParser
 from jobify.exceptions import (
     BaseJobifyError,
+    JobCancelledError,
     JobFailedError,
     JobTimeoutError,
     SerializationError,
@@ -57,6 +58,8 @@ HORIZON = 0.25
 BUSY_RETRY = 0.02
 """Seconds to wait when something is claimable but another worker's claim holds it right now."""
 ERROR_RETRY_MAX = 30.0
+COMMIT_CHECK_FIRST, COMMIT_CHECK_MAX = 0.005, 1.0
+"""Seconds between checks of a caller's transaction that holds a job (doubling)."""
 
 
 class ResultCodec:
@@ -426,6 +429,38 @@ class SharedWorker(SharedListener):
                 handle.job.status = JobStatus.PAUSED
             elif handle.job.status is JobStatus.PAUSED:
                 handle.job.status = JobStatus.SCHEDULED
+
+    def await_commit(self, job_id: str, transaction: Any) -> None:
+        """A job made here was written in a caller's own transaction: learn how that
+        transaction ends; rolled back, the job never existed and its handle ends CANCELLED
+        (committed, the handle simply follows the job)."""
+        self._spawn(self._await_commit(job_id, transaction))
+
+    async def _await_commit(self, job_id: str, transaction: Any) -> None:
+        # PostgreSQL tells nobody else when a transaction ends, so its status is asked,
+        # quickly at first (a request's transaction usually ends within milliseconds),
+        # then less often.
+        delay = COMMIT_CHECK_FIRST
+        while True:
+            try:
+                committed = await self.storage.transaction_committed(transaction)
+            except StorageError as exc:
+                log.warning("the transaction of job %r could not be checked: %s", job_id, exc)
+                committed = None
+            if committed is not None:
+                break
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, COMMIT_CHECK_MAX)
+        handle = self.remote.get(job_id)
+        if committed or handle is None:
+            return
+        log.info(
+            "job %r was written in a transaction that rolled back; it never existed",
+            job_id,
+            extra={"job_id": job_id},
+        )
+        self.forget(job_id)
+        finish(handle.job, JobStatus.CANCELLED, None, JobCancelledError(job_id))
 
     # -- claiming ------------------------------------------------------------------------
 

@@ -38,6 +38,7 @@ from jobify._shared import SharedWorker
 from jobify._task import check_text
 from jobify._triggerdoc import decode_trigger
 from jobify._triggers import Cron, CronParser, check_instant, localize
+from jobify._txpush import push_on
 from jobify.exceptions import ApplicationStateError, DuplicateJobError
 from jobify.middleware._base import compose
 from jobify.storage.base import JobRecord
@@ -134,6 +135,20 @@ class TaskPort(Generic[T]):
         """Push one job per item, written together (see :mod:`jobify._bulk`)."""
         return self._submitter.push_many(self._task, items)
 
+    def submit_on(
+        self,
+        connection: Any,
+        arguments: Bound,
+        exec_ts: float,
+        job_id: str | None,
+        replace: bool,
+        force: bool,
+    ) -> Awaitable[Job[T]]:
+        """One job in the caller's transaction (see :mod:`jobify._txpush`)."""
+        return self._submitter.push_on(
+            self._task, connection, arguments, exec_ts, job_id, replace=replace, force=force
+        )
+
 
 class NotStarted:
     """The port of a task whose app has not started yet."""
@@ -158,6 +173,9 @@ class NotStarted:
     async def submit_many(self, items: Iterable[Any]) -> list[Job[Any]]:
         await self.submit()  # raises
         return []
+
+    async def submit_on(self, *args: Any) -> Job[Any]:
+        return await self.submit()
 
 
 class Submitter:
@@ -251,6 +269,32 @@ class Submitter:
     def push_many(self, task: Task, items: Iterable[Any]) -> Awaitable[list[Job[Any]]]:
         """One job per item, validated together and written in one commit."""
         return push_many(self, task, items)
+
+    def push_on(
+        self,
+        task: Task,
+        connection: Any,
+        arguments: Bound,
+        exec_ts: float,
+        job_id: str | None,
+        *,
+        replace: bool,
+        force: bool,
+    ) -> Awaitable[Job[Any]]:
+        """One job written in the caller's own transaction on ``connection``."""
+        request = Request(
+            task,
+            arguments,
+            check_instant(exec_ts),
+            None,
+            None,
+            self.tz,
+            self._job_id(job_id),
+            replace,
+            force,
+            chosen_id=job_id is not None,
+        )
+        return push_on(self, request, connection)
 
     # -- the way down --------------------------------------------------------------------
 

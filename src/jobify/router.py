@@ -89,6 +89,9 @@ class _Detached:
     async def submit_many(self, items: Any) -> list[Job[Any]]:
         raise self._fail()
 
+    async def submit_on(self, *args: Any) -> Job[Any]:
+        raise self._fail()
+
 
 class Route(TaskSpec, Generic[P, T]):
     """A registered task: callable as the function, schedulable with ``push``/``schedule``.

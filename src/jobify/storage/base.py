@@ -31,6 +31,7 @@ import abc
 import math
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "Command",
@@ -482,6 +483,20 @@ class SharedStorage(Storage):
         fails. (A backend may do this faster than :meth:`Storage.save_many`, whose
         insert-or-replace it needs not.)"""
         await self.save_many(records)
+
+    async def insert_on(self, connection: Any, record: JobRecord) -> Any:
+        """Insert the record of a new job on the caller's own ``connection`` (a driver
+        connection to this store's database), inside the caller's transaction: the row and
+        its notification exist only if that transaction commits. Returns a reference to the
+        transaction for :meth:`transaction_committed`, or None when the job id is in use
+        (nothing written, the caller's transaction left usable). ``TypeError`` when this
+        store cannot write on a caller's connection."""
+        raise TypeError(f"{type(self).__name__} cannot write jobs on a caller's connection")
+
+    async def transaction_committed(self, transaction: Any) -> bool | None:
+        """Whether the transaction of an :meth:`insert_on` committed (True), rolled back
+        (False), or is still open (None)."""
+        raise TypeError(f"{type(self).__name__} cannot write jobs on a caller's connection")
 
     @abc.abstractmethod
     async def claim(

@@ -20,7 +20,7 @@ from typing import Any
 
 from jobify.storage.base import JobRecord
 
-__all__ = ["COLUMNS", "copy_new_jobs", "insert_on"]
+__all__ = ["COLUMNS", "TRANSACTION_STATUS", "copy_new_jobs", "insert_on", "insert_statement"]
 
 COLUMNS = ("job_id", "task_name", "exec_at", "arguments", "trigger", "status")
 
@@ -30,10 +30,20 @@ _INSERT_ON = """
 WITH inserted AS (
     INSERT INTO {s}.jobs (job_id, task_name, exec_at, arguments, trigger, status)
     VALUES ($1, $2, $3, $4, $5, $6)
+    ON CONFLICT (job_id) DO NOTHING
     RETURNING exec_at, status
+), notified AS (
+    SELECT pg_notify($7, 'n' || exec_at::text) FROM inserted WHERE status = 'scheduled'
 )
-SELECT pg_notify($7, 'n' || exec_at::text) FROM inserted WHERE status = 'scheduled'
+SELECT (SELECT count(*) FROM inserted) AS inserted, (SELECT count(*) FROM notified) AS sent,
+       txid_current() AS xid
 """
+"""One new job and its notification, on the caller's connection. An id in use inserts
+nothing (``inserted`` 0) instead of failing, so the caller's transaction stays usable.
+``xid`` identifies the caller's transaction, to learn later whether it committed."""
+
+TRANSACTION_STATUS = "SELECT txid_status(:xid)"
+"""``committed``, ``aborted``, ``in progress``, or NULL when too old to be known."""
 
 
 def _row(record: JobRecord) -> tuple[Any, ...]:
@@ -70,7 +80,11 @@ def insert_statement(quoted_schema: str) -> str:
     return _INSERT_ON.replace("{s}", quoted_schema)
 
 
-async def insert_on(conn: Any, statement: str, channel: str, record: JobRecord) -> None:
+async def insert_on(conn: Any, statement: str, channel: str, record: JobRecord) -> int | None:
     """Insert one new job and its notification on ``conn``, in the caller's transaction if
-    one is open (rolled back: neither the row nor the notification ever existed)."""
-    await conn.execute(statement, *_row(record), channel)
+    one is open (rolled back: neither the row nor the notification ever existed). Returns
+    the transaction's id, or None when the job id is in use (nothing written)."""
+    row = await conn.fetchrow(statement, *_row(record), channel)
+    if row is None or row["inserted"] == 0:
+        return None
+    return int(row["xid"])
