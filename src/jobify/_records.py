@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import tzinfo
 from typing import Any
 
@@ -24,17 +24,19 @@ from jobify._arguments import ArgumentCodec, argument_hints
 from jobify._builder import Bound
 from jobify._entry import JobEntry, Outcome, Recorder, Task
 from jobify._jobs import Job, JobStatus, attach, finish
-from jobify._triggerdoc import AT_TRIGGER, decode_trigger, encode_trigger
+from jobify._triggerdoc import AT_TRIGGER, decode_trigger, encode_trigger, retried
 from jobify._triggers import Cron, CronParser
 from jobify.exceptions import ApplicationStateError, BaseJobifyError
 from jobify.storage.base import JobRecord, RecordStatus, Storage
 
 __all__ = [
+    "FAILED_OUTCOMES",
     "NULL_RECORDER",
     "OrphanSource",
     "Restored",
     "StoreRecorder",
     "Unrestorable",
+    "retry_record",
 ]
 
 log = logging.getLogger("jobify.persistence")
@@ -138,6 +140,18 @@ def same_arguments(task: Task, a: Bound, b: Bound) -> bool:
         return False
 
 
+FAILED_OUTCOMES = (JobStatus.FAILED, JobStatus.TIMEOUT)
+"""Outcomes of a one-shot run whose record is kept with status ``failed``."""
+
+
+def retry_record(record: JobRecord, now: float) -> JobRecord:
+    """The record of a failed job retried by hand: armed for ``now`` with its arguments (a
+    cron keeps its run counter; its consecutive failures start again from 0)."""
+    return replace(
+        record, exec_at=now, status=RecordStatus.SCHEDULED, trigger=retried(record.trigger)
+    )
+
+
 class StoreRecorder:
     """Write-through of durable jobs to an embedded ``Storage``, and decoding for restore."""
 
@@ -205,7 +219,11 @@ class StoreRecorder:
         await self.storage.delete(entry.job.id)
 
     def done(self, entry: JobEntry, outcome: Outcome) -> Outcome:
-        self.storage.delete_soon(entry.job.id)
+        if outcome[0] in FAILED_OUTCOMES:
+            # Kept (never armed) so that it can be retried by hand with its arguments.
+            self.storage.save_soon(self.record(entry, RecordStatus.FAILED))
+        else:
+            self.storage.delete_soon(entry.job.id)
         return outcome
 
     async def advance(self, entry: JobEntry, outcome: Outcome | None) -> bool:

@@ -27,7 +27,7 @@ from typing import Any
 from jobify._arguments import ArgumentCodec
 from jobify._entry import JobEntry, Outcome, Task
 from jobify._jobs import Job, JobStatus, attach, finish, resolve
-from jobify._records import StoreRecorder, Unrestorable
+from jobify._records import FAILED_OUTCOMES, StoreRecorder, Unrestorable
 from jobify._scheduler import Scheduler
 from jobify._triggerdoc import decode_trigger
 from jobify._triggers import CronParser
@@ -143,7 +143,11 @@ class SharedRecorder:
 
     def done(self, entry: JobEntry, outcome: Outcome) -> Outcome:
         outcome, result = _result(self.results, entry, outcome, self.clock)
-        task = asyncio.get_running_loop().create_task(self._complete(entry, None, result))
+        # A failed run's row is kept (never armed) so that it can be retried by hand.
+        kept = None
+        if outcome[0] in FAILED_OUTCOMES:
+            kept = self.records.record(entry, RecordStatus.FAILED)
+        task = asyncio.get_running_loop().create_task(self._complete(entry, kept, result))
         self._completing.add(task)
         task.add_done_callback(self._completing.discard)
         return outcome
@@ -418,7 +422,8 @@ class SharedWorker(SharedListener):
         except StorageError as exc:
             log.warning("job %r could not be checked: %s", job_id, exc)
             return
-        if result is not None and (current is None or handle.cron_expression is not None):
+        ended = current is None or current.status == RecordStatus.FAILED
+        if result is not None and (ended or handle.cron_expression is not None):
             handle.deliver(result)
         elif current is None:
             self.forget(job_id)

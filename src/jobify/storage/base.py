@@ -63,7 +63,13 @@ class RecordStatus:
     """A cron job declared on a task (``@app.task(cron=...)``) that reached ``max_runs``:
     kept so that the unchanged declaration stays finished across restarts; never armed."""
 
-    ALL = (SCHEDULED, PAUSED, PERMANENTLY_FAILED, FINISHED)
+    FAILED = "failed"
+    """A one-shot job whose run failed (or timed out) after its retries: kept, never armed,
+    so that it can be retried by hand (``jobify jobs retry``, the dashboard) or removed."""
+
+    ALL = (SCHEDULED, PAUSED, PERMANENTLY_FAILED, FINISHED, FAILED)
+    ENDED = (PERMANENTLY_FAILED, FINISHED, FAILED)
+    """Statuses of records that never fire again unless retried or declared afresh."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -214,8 +220,11 @@ class CommandAction:
     RUN = "run"
     """Run now: a one-shot job is moved to now; a cron job gets one extra run now that does
     not count against ``max_runs`` and does not move its next fire."""
+    RETRY = "retry"
+    """Run a failed one-shot job (status ``failed``) again now with its stored arguments, or
+    restart a permanently failed cron job now with its failure counter reset."""
 
-    ALL = (CANCEL, PAUSE, RESUME, RUN)
+    ALL = (CANCEL, PAUSE, RESUME, RUN, RETRY)
 
 
 @dataclass(slots=True, frozen=True)
