@@ -75,14 +75,18 @@ def _check_process(task: Task, arguments: Bound) -> None:
     check_process_args(task.name, (), task.spec.as_dict(arguments))
 
 
+def _naming(task: Task, index: int, exc: TypeError) -> TypeError:
+    """The error of one item (a TypeError, or a SerializationError), naming the item."""
+    kind = SerializationError if isinstance(exc, SerializationError) else TypeError
+    return kind(f"push_many of task {task.name!r}: item {index}: {exc}")
+
+
 def _item(task: Task, index: int, make: Callable[[], T]) -> T:
     """``make()`` for one item; its TypeError (or SerializationError) names the item."""
     try:
         return make()
-    except SerializationError as exc:
-        raise SerializationError(f"push_many of task {task.name!r}: item {index}: {exc}") from exc
     except TypeError as exc:
-        raise TypeError(f"push_many of task {task.name!r}: item {index}: {exc}") from exc
+        raise _naming(task, index, exc) from exc
 
 
 async def push_many(submitter: BulkSubmitter, task: Task, items: Iterable[Any]) -> list[Job[Any]]:
@@ -135,15 +139,24 @@ async def push_many(submitter: BulkSubmitter, task: Task, items: Iterable[Any]) 
                 shared.forget(record.job_id)
             raise
         return jobs
-    entries = [
-        _item(task, i, partial(submitter.entry_for, request, job)) for i, request, job in accepted
-    ]
-    recorder = entries[0].recorder
+    entries = []
+    index = 0
+    try:
+        for item in accepted:
+            index = item[0]  # named in the error if this item fails
+            entries.append(submitter.entry_for(item[1], item[2]))
+        recorder = entries[0].recorder
+        if isinstance(recorder, StoreRecorder):
+            records = []
+            made = recorder.one_shot_records(
+                task, [(request.job_id, request.arguments) for _, request, _ in accepted], now
+            )
+            for item in accepted:
+                index = item[0]
+                records.append(next(made))
+    except TypeError as exc:  # SerializationError included
+        raise _naming(task, index, exc) from exc
     if isinstance(recorder, StoreRecorder):
-        records = [
-            _item(task, i, partial(recorder.record, entry))
-            for (i, _, _), entry in zip(accepted, entries, strict=True)
-        ]
         submitter.check_open()
         await recorder.storage.save_many(records)
     if submitter.scheduler.stopped:
