@@ -30,7 +30,6 @@ import bench_postgres as pg
 from jobify import Jobify
 from jobify.storage import PostgresStorage, SQLiteStorage
 
-RUNS = 3
 ROUNDS = 2  # A B A B inside each run
 N_BULK = 20_000
 N_SEQ = 1_000
@@ -246,7 +245,7 @@ def main() -> int:
         WORKLOADS,
         TARGETS,
         notes=[
-            f"Medians of {RUNS} runs in fresh processes; inside each run the two sides "
+            f"Medians of {h.RUNS} runs in fresh processes; inside each run the two sides "
             f"alternate A B A B ({ROUNDS} rounds each) and the median round counts."
         ],
     )
