@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor as PoolExecutor
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from functools import partial
 from types import MappingProxyType, TracebackType
 from typing import Any, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
@@ -453,7 +454,10 @@ class Jobify(_Registrar):
             elif storage is not None and recorder is not None:
                 await restorer.restore(storage, recorder, tasks)
                 if isinstance(storage, CommandChannel):
-                    applier = CommandApplier(storage, scheduler, self._orphans, self._run_extra)
+                    retry = partial(restorer.retry, storage, recorder, tasks, self._clock)
+                    applier = CommandApplier(
+                        storage, scheduler, self._orphans, self._run_extra, retry
+                    )
                     applier.start()
                     stack.push_async_callback(applier.stop)
             else:

@@ -8,7 +8,7 @@ startup (before that, a port that says the app has not started).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable
 from datetime import datetime, tzinfo
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -48,6 +48,24 @@ class SubmitPort(Protocol[T]):
         """Schedule one job of the task: at ``exec_ts`` (epoch seconds) or on ``cron``."""
         ...
 
+    def submit_on(
+        self,
+        connection: Any,
+        arguments: Bound,
+        exec_ts: float,
+        job_id: str | None,
+        replace: bool,
+        force: bool,
+    ) -> Awaitable[Job[T]]:
+        """Schedule one job at ``exec_ts`` inside the caller's own database transaction
+        (``connection``: an asyncpg connection to the shared store's database)."""
+        ...
+
+    def submit_many(self, items: Iterable[Any]) -> Awaitable[list[Job[T]]]:
+        """Push one job per item (a tuple of positional or a mapping of keyword arguments),
+        validated together and written in one commit."""
+        ...
+
 
 class ScheduleBuilder(Generic[T]):
     """Bound arguments of one task, waiting for a trigger."""
@@ -65,12 +83,17 @@ class ScheduleBuilder(Generic[T]):
         job_id: str | None = None,
         replace: bool = False,
         force: bool = False,
+        connection: Any = None,
     ) -> Job[T]:
         """Run at ``at``; a time in the past means now.
 
         A naive ``at`` is wall time in the app's zone, read by the same rules as cron across
         daylight-saving changes: a time in a repeated hour is its first occurrence (unless
         ``fold=1``), a time in a skipped hour is the first instant after the gap.
+
+        ``connection``: an asyncpg connection to a PostgreSQL store's database; the job is
+        written in that connection's transaction (committed: it runs; rolled back: it never
+        existed). Other stores refuse it.
         """
         if not isinstance(at, datetime):
             raise TypeError(
@@ -80,6 +103,10 @@ class ScheduleBuilder(Generic[T]):
         port = self._port
         if at.tzinfo is None:
             at = localize(at, port.tz)
+        if connection is not None:
+            return await port.submit_on(
+                connection, self._arguments, at.timestamp(), job_id, replace, force
+            )
         return await port.submit(self._arguments, at.timestamp(), None, job_id, replace, force)
 
     async def delay(
@@ -90,8 +117,10 @@ class ScheduleBuilder(Generic[T]):
         now: datetime | None = None,
         replace: bool = False,
         force: bool = False,
+        connection: Any = None,
     ) -> Job[T]:
-        """Run ``seconds`` after ``now`` (default: the current time; negative = now)."""
+        """Run ``seconds`` after ``now`` (default: the current time; negative = now).
+        ``connection``: as for :meth:`at`."""
         seconds = check_delay(seconds)
         port = self._port
         if now is None:
@@ -102,7 +131,19 @@ class ScheduleBuilder(Generic[T]):
             base = now.timestamp()
         else:
             raise TypeError(f"now must be a datetime, got {type(now).__name__}")
+        if connection is not None:
+            return await port.submit_on(
+                connection, self._arguments, base + seconds, job_id, replace, force
+            )
         return await port.submit(self._arguments, base + seconds, None, job_id, replace, force)
+
+    async def push(self, *, connection: Any = None) -> Job[T]:
+        """Run the bound job now (``await task.schedule(1).push()`` is ``task.push(1)``).
+        ``connection``: as for :meth:`at`."""
+        port = self._port
+        if connection is not None:
+            return await port.submit_on(connection, self._arguments, port.now(), None, False, False)
+        return await port.submit(self._arguments, port.now(), None, None, False, False)
 
     async def cron(
         self,

@@ -35,11 +35,14 @@ class CommandApplier:
         scheduler: Scheduler,
         orphans: Mapping[str, OrphanSource],
         run_extra: Callable[[JobEntry], Awaitable[Job[Any]]],
+        retry: Callable[[str], Awaitable[str | None]],
     ) -> None:
         self._channel = channel
         self._scheduler = scheduler
         self._orphans = orphans
         self._run_extra = run_extra
+        self._retry = retry
+        """Retries a failed (ended, not owned) job by id: None when done, else why not."""
         self._task: asyncio.Task[None] | None = None
         self._again = False
 
@@ -78,6 +81,11 @@ class CommandApplier:
         job_id, action = command.job_id, command.action
         entry = self._scheduler.jobs.get(job_id)
         try:
+            if action == CommandAction.RETRY:
+                if entry is not None:
+                    return f"job {job_id!r} has not failed (status {entry.job.status.value})"
+                refused = await self._retry(job_id)
+                return self._done(command) if refused is None else refused
             if entry is None:
                 orphan = self._orphans.get(job_id)
                 if orphan is not None and action == CommandAction.CANCEL:
@@ -87,9 +95,7 @@ class CommandApplier:
                     return f"job {job_id!r} is orphaned ({orphan.reason}); it can only be cancelled"
                 return f"no job with id {job_id!r} is scheduled in the running app"
             if action == CommandAction.CANCEL:
-                if entry.running():
-                    return f"job {job_id!r} is running; a running job cannot be cancelled"
-                await entry.cancel()
+                await entry.cancel()  # a run under way is stopped
                 if entry.job.status is not JobStatus.CANCELLED:
                     return f"job {job_id!r} was not cancelled (status {entry.job.status.value})"
             elif action == CommandAction.PAUSE:

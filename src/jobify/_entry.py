@@ -147,7 +147,15 @@ class _Rare:
     """The parts of an entry most jobs never use (replaced, declared, cron history, a stop),
     kept apart so that 100,000 waiting one-shot jobs do not each carry them."""
 
-    __slots__ = ("declared", "handover", "last_fire", "last_outcome", "parked", "requested")
+    __slots__ = (
+        "declared",
+        "handover",
+        "last_fire",
+        "last_outcome",
+        "parked",
+        "requested",
+        "stopping",
+    )
 
     def __init__(self) -> None:
         self.handover: asyncio.Future[None] | None = None
@@ -156,6 +164,7 @@ class _Rare:
         self.last_outcome: Outcome | None = None
         self.last_fire: float | None = None
         self.requested: Bound | None = None
+        self.stopping = False
 
 
 _NO_RARE = _Rare()  # read-only defaults (never written: see JobEntry._rare_)
@@ -282,6 +291,16 @@ class JobEntry:
     @requested.setter
     def requested(self, value: Bound | None) -> None:
         self._rare_().requested = value
+
+    @property
+    def stopping(self) -> bool:
+        """The job was cancelled while running: its run is being stopped, and its outcome
+        is CANCELLED whatever the body does."""
+        return self._rare.stopping
+
+    @stopping.setter
+    def stopping(self, value: bool) -> None:
+        self._rare_().stopping = value
 
     def __repr__(self) -> str:
         return f"<JobEntry {self.job.id!r} of {self.task.name!r}>"

@@ -22,7 +22,6 @@ import logging
 import multiprocessing as mp
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor as PoolExecutor
-from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from typing import Any
 
@@ -30,6 +29,7 @@ from jobify._config import JobifyConfiguration
 from jobify._context import JobContext, Runnable
 from jobify._entry import JobEntry, Outcome
 from jobify._jobs import JobStatus
+from jobify._procpool import ProcessPool, Request
 from jobify._retry import SmartRetry
 from jobify._runmodes import RunMode, process_target, run_coroutine_in_thread
 from jobify._task import ExceptionHandler, TaskSpec
@@ -52,7 +52,7 @@ class Pools:
     def __init__(self, thread: PoolExecutor | None, process: PoolExecutor | None) -> None:
         self._thread = thread
         self._process = process
-        self._own_process = process is None
+        self._own_pool: ProcessPool | None = None
         self._workers: Workers | None = None
         self._thread_calls: ThreadCalls | None = None
 
@@ -69,15 +69,21 @@ class Pools:
             calls = self._thread_calls = ThreadCalls(asyncio.get_running_loop(), submit)
         return calls
 
-    def process(self) -> PoolExecutor:
-        if self._process is None:
+    async def run_in_process(self, request: Request) -> Any:
+        """Run a PROCESS job: in our own pool, whose children can be stopped one by one (a
+        timeout or a cancel terminates the job's child), or in the executor the app was
+        given (whose workers cannot be stopped: a late result is discarded)."""
+        if self._process is not None:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._process, process_target, *request)
+        if self._own_pool is None:
             # Not "fork": the app always has other threads (loop helpers, the thread pool), and
             # forking a threaded process can deadlock the child on a lock held by another
             # thread (Python 3.12+ warns about exactly this). The worker imports the task's
             # module by name (process_target), so a fresh interpreter works.
             method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
-            self._process = ProcessPoolExecutor(mp_context=mp.get_context(method))
-        return self._process
+            self._own_pool = ProcessPool(mp.get_context(method))
+        return await self._own_pool.run(request)
 
     def cancel_thread_calls(self) -> None:
         """On the loop, before :meth:`shutdown`: no caller waits for a call the pool drops."""
@@ -89,9 +95,9 @@ class Pools:
         if self._workers is not None:
             self._workers.shutdown()
             self._workers = None
-        if self._own_process and self._process is not None:
-            self._process.shutdown(wait=True, cancel_futures=True)
-            self._process = None
+        if self._own_pool is not None:
+            self._own_pool.shutdown()
+            self._own_pool = None
 
 
 def _runner(spec: TaskSpec, pools: Pools) -> Chain:
@@ -141,10 +147,7 @@ def _runner(spec: TaskSpec, pools: Pools) -> Chain:
     async def run_process(ctx: JobContext) -> Any:
         r = ctx.runnable
         module, qualname = spec.process_ref()
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            pools.process(), process_target, module, qualname, is_async, r.args, r.kwargs
-        )
+        return await pools.run_in_process((module, qualname, is_async, r.args, r.kwargs))
 
     return run_process
 

@@ -192,13 +192,17 @@ class Job(Generic[T]):
         if status in (JobStatus.FAILED, JobStatus.PERMANENTLY_FAILED):
             raise JobFailedError(self.id, _describe(exc)) from exc
         if status is JobStatus.CANCELLED:
+            if isinstance(exc, JobCancelledError):
+                raise exc  # says whether it was cancelled while running
             raise JobCancelledError(self.id)
         raise JobNotCompletedError(self.id)
 
     async def cancel(self) -> None:
-        """Cancel a job that has not started: CANCELLED, and its record removed from storage.
-
-        No effect on a job that is running or already done. Returns once the removal is
+        """Cancel the job: CANCELLED, and its record removed from storage, so nothing runs
+        it again (not after a restart). A run under way is stopped: a ``MAIN`` body gets
+        ``asyncio.CancelledError``, a ``PROCESS`` job's child process is terminated, a
+        ``THREAD`` job's thread runs to its end and its outcome is dropped. A cron job is
+        cancelled as a whole. No effect on a job that is done. Returns once the removal is
         committed: a reported cancel is durable.
         """
         source = self._source

@@ -15,8 +15,8 @@ the app shows it as an orphaned job (:class:`OrphanSource`) that ``cancel()`` re
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from datetime import tzinfo
 from typing import Any
 
@@ -24,17 +24,19 @@ from jobify._arguments import ArgumentCodec, argument_hints
 from jobify._builder import Bound
 from jobify._entry import JobEntry, Outcome, OwnsWhole, Recorder, Task
 from jobify._jobs import Job, JobStatus, attach, finish
-from jobify._triggerdoc import decode_trigger, encode_trigger
+from jobify._triggerdoc import AT_TRIGGER, decode_trigger, encode_trigger, retried
 from jobify._triggers import Cron, CronParser
 from jobify.exceptions import ApplicationStateError, BaseJobifyError
 from jobify.storage.base import JobRecord, RecordStatus, Storage
 
 __all__ = [
+    "FAILED_OUTCOMES",
     "NULL_RECORDER",
     "OrphanSource",
     "Restored",
     "StoreRecorder",
     "Unrestorable",
+    "retry_record",
 ]
 
 log = logging.getLogger("jobify.persistence")
@@ -138,6 +140,18 @@ def same_arguments(task: Task, a: Bound, b: Bound) -> bool:
         return False
 
 
+FAILED_OUTCOMES = (JobStatus.FAILED, JobStatus.TIMEOUT)
+"""Outcomes of a one-shot run whose record is kept with status ``failed``."""
+
+
+def retry_record(record: JobRecord, now: float) -> JobRecord:
+    """The record of a failed job retried by hand: armed for ``now`` with its arguments (a
+    cron keeps its run counter; its consecutive failures start again from 0)."""
+    return replace(
+        record, exec_at=now, status=RecordStatus.SCHEDULED, trigger=retried(record.trigger)
+    )
+
+
 class StoreRecorder(OwnsWhole):
     """Write-through of durable jobs to an embedded ``Storage``, and decoding for restore."""
 
@@ -177,6 +191,21 @@ class StoreRecorder(OwnsWhole):
             status if status is not None else entry.record_status,
         )
 
+    def one_shot_records(
+        self, task: Task, jobs: Iterable[tuple[str, Bound]], exec_ts: float
+    ) -> Iterator[JobRecord]:
+        """Records of new one-shot jobs ``(job_id, arguments)`` due at ``exec_ts``, one by
+        one, made without an entry each (``push_many``); ``SerializationError`` for a job
+        whose arguments do not encode."""
+        name = task.name
+        as_dict = task.spec.as_dict
+        hints = self._hints_for(task)
+        encode = self.codec.encode
+        scheduled = RecordStatus.SCHEDULED
+        for job_id, arguments in jobs:
+            data = encode(name, as_dict(arguments), hints)
+            yield JobRecord(job_id, name, exec_ts, data, AT_TRIGGER, scheduled)
+
     async def save(self, entry: JobEntry) -> None:
         await self.storage.save(self.record(entry))
 
@@ -190,7 +219,11 @@ class StoreRecorder(OwnsWhole):
         await self.storage.delete(entry.job.id)
 
     def done(self, entry: JobEntry, outcome: Outcome) -> Outcome:
-        self.storage.delete_soon(entry.job.id)
+        if outcome[0] in FAILED_OUTCOMES:
+            # Kept (never armed) so that it can be retried by hand with its arguments.
+            self.storage.save_soon(self.record(entry, RecordStatus.FAILED))
+        else:
+            self.storage.delete_soon(entry.job.id)
         return outcome
 
     async def advance(self, entry: JobEntry, outcome: Outcome | None) -> bool:

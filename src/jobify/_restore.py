@@ -23,6 +23,7 @@ from jobify._records import (
     Restored,
     StoreRecorder,
     Unrestorable,
+    retry_record,
     same_arguments,
     same_cron,
 )
@@ -77,7 +78,7 @@ class Restorer:
             except Unrestorable as exc:
                 self._orphan(storage, record, str(exc))
                 continue
-            if record.status in (RecordStatus.PERMANENTLY_FAILED, RecordStatus.FINISHED):
+            if record.status in RecordStatus.ENDED:
                 ended[record.job_id] = found
                 continue
             try:
@@ -92,6 +93,35 @@ class Restorer:
         await self.declare(tasks, crons, ended, storage)
         if restored:
             log.info("restored %d job(s) from storage", restored)
+
+    async def retry(
+        self,
+        storage: Storage,
+        recorder: StoreRecorder,
+        tasks: Mapping[str, Task],
+        clock: Callable[[], float],
+        job_id: str,
+    ) -> str | None:
+        """Retry a failed job by hand in the running app (a command from the ``jobify``
+        command or the dashboard): its record is armed for now with its arguments (see
+        :func:`~jobify._records.retry_record`) and the job is owned again. None when done,
+        else why not."""
+        record = await storage.get(job_id)
+        if record is None:
+            return f"no job with id {job_id!r} is stored"
+        if record.status not in (RecordStatus.FAILED, RecordStatus.PERMANENTLY_FAILED):
+            return f"job {job_id!r} is {record.status}: only a failed job can be retried"
+        fresh = retry_record(record, clock())
+        try:
+            found = recorder.decode(fresh, tasks)
+        except Unrestorable as exc:
+            return f"job {job_id!r} cannot run in this app: {exc}"
+        await storage.save(fresh)
+        entry = found.entry(recorder, self._parser_for, self._tz)
+        self._scheduler.add(entry)
+        self._scheduler.arm(entry)
+        log.info("job %r retried by hand", job_id, extra={"job_id": job_id})
+        return None
 
     def _restored_entry(self, found: Restored, recorder: StoreRecorder) -> JobEntry:
         # Restored records are durable whatever the task says now: a task switched to

@@ -36,7 +36,12 @@ from jobify._triggers import (
     latest_due_fire,
     runs_for_misfire,
 )
-from jobify.exceptions import ApplicationStateError, CronExhaustedError, StorageError
+from jobify.exceptions import (
+    ApplicationStateError,
+    CronExhaustedError,
+    JobCancelledError,
+    StorageError,
+)
 
 __all__ = ["RunLog", "Scheduler"]
 
@@ -271,13 +276,17 @@ class Scheduler:
     # -- control -------------------------------------------------------------------------
 
     async def cancel(self, entry: JobEntry) -> None:
-        """Cancel a job that has not started; return once its removal is committed."""
+        """Cancel a job; return once its removal is committed. A run under way is stopped
+        (see :meth:`stop_running`)."""
         job = entry.job
         if not await self.settled(entry):
             if entry.parked:
                 await self._cancel_parked(entry)
             return
-        if is_final(job) or not self._stop_not_begun(entry):
+        if is_final(job):
+            return
+        if not self._stop_not_begun(entry):
+            await self._cancel_running(entry)
             return
         self._release(entry)
         try:
@@ -287,6 +296,44 @@ class Scheduler:
             raise
         finish(job, JobStatus.CANCELLED)
         log.info("job %r cancelled", job.id, extra={"job_id": job.id, "task_name": entry.task.name})
+
+    async def _cancel_running(self, entry: JobEntry) -> None:
+        """Cancel a job whose run is under way: its record goes first (so nothing runs it
+        again, not after a restart), then the run is stopped."""
+        self._release(entry)
+        try:
+            await entry.recorder.delete(entry)
+        except BaseException:
+            self._reinstate(entry)
+            raise
+        await self.stop_running(entry)
+
+    async def stop_running(self, entry: JobEntry) -> None:
+        """Stop a run under way of a job that is cancelled (here, or its record removed
+        elsewhere): ``asyncio.CancelledError`` is raised in the run, which reaches a ``MAIN``
+        body, ends a ``PROCESS`` job's child and leaves a ``THREAD`` job's thread to finish
+        on its own; the outcome is CANCELLED whatever the body does. A cron job ends as a
+        whole. Returns once the run has ended."""
+        run = entry.run
+        self._release(entry)
+        if run is not None and not run.done() and not is_final(entry.job):
+            entry.stopping = True
+            run.cancel()
+            await asyncio.wait([run])  # never cancels the run if this waiter is cancelled
+        if not is_final(entry.job):  # (a cron whose fire ended just now: it ends here)
+            finish(entry.job, JobStatus.CANCELLED, None, _cancelled_error(entry))
+        log.info(
+            "job %r cancelled while running",
+            entry.job.id,
+            extra={"job_id": entry.job.id, "task_name": entry.task.name},
+        )
+
+    def _cancelled_outcome(self, entry: JobEntry) -> Outcome:
+        """The outcome of a run stopped by a cancel (the run's own task stays uncancelled)."""
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            task.uncancel()
+        return JobStatus.CANCELLED, None, _cancelled_error(entry), 1
 
     async def _cancel_parked(self, entry: JobEntry) -> None:
         """Cancel a durable job left stored by a stopped app: only its record can go."""
@@ -437,7 +484,14 @@ class Scheduler:
         if not entry.recorder.holds(entry) and not await self._may_start(entry):
             return
         started = self._began(entry)
-        outcome = await entry.task.execute(entry)
+        try:
+            outcome = await entry.task.execute(entry)
+        except asyncio.CancelledError:
+            if entry.owned or not entry.stopping:
+                raise
+            outcome = self._cancelled_outcome(entry)
+        if not entry.owned and entry.stopping:
+            outcome = self._cancelled_outcome(entry)  # the body went on past the cancel
         self._ran(entry, entry.exec_ts, started, outcome)
         if entry.handover is not None:
             await self.settled(entry)
@@ -534,11 +588,18 @@ class Scheduler:
         """Run one fire and count it; True when the job ended (or is no longer ours).
         ``last``: the expression has no fire after this one."""
         started = self._began(entry)
-        outcome = await entry.task.execute(entry)
-        # The bookkeeping of this fire (counters, history, the next fire) waits one loop
-        # iteration: crons due on the same second all run their functions first, so the
-        # k-th of them is late by k fires' calls, not by k whole fires with their upkeep.
-        await asyncio.sleep(0)
+        try:
+            outcome = await entry.task.execute(entry)
+            # The bookkeeping of this fire (counters, history, the next fire) waits one loop
+            # iteration: crons due on the same second all run their functions first, so the
+            # k-th of them is late by k fires' calls, not by k whole fires with their upkeep.
+            await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            if entry.owned or not entry.stopping:
+                raise
+            outcome = self._cancelled_outcome(entry)
+        if not entry.owned and entry.stopping:
+            outcome = self._cancelled_outcome(entry)  # the body went on past the cancel
         self._ran(entry, scheduled, started, outcome)
         entry.last_outcome = outcome
         status, value, exc, _ = outcome
@@ -670,6 +731,10 @@ def _next_or_none(parser: Any, after: datetime) -> datetime | None:
     except CronExhaustedError:
         return None
     return nxt
+
+
+def _cancelled_error(entry: JobEntry) -> JobCancelledError:
+    return JobCancelledError(entry.job.id, while_running=True)
 
 
 def _extra(entry: JobEntry) -> dict[str, Any]:

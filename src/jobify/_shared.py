@@ -27,12 +27,13 @@ from typing import Any
 from jobify._arguments import ArgumentCodec, return_hint
 from jobify._entry import JobEntry, Outcome, Task
 from jobify._jobs import Job, JobStatus, attach, finish, resolve
-from jobify._records import StoreRecorder
+from jobify._records import FAILED_OUTCOMES, StoreRecorder
 from jobify._scheduler import Scheduler
 from jobify._triggerdoc import decode_trigger
 from jobify._triggers import CronParser
 from jobify.exceptions import (
     BaseJobifyError,
+    JobCancelledError,
     JobFailedError,
     JobTimeoutError,
     SerializationError,
@@ -57,6 +58,8 @@ HORIZON = 0.25
 BUSY_RETRY = 0.02
 """Seconds to wait when something is claimable but another worker's claim holds it right now."""
 ERROR_RETRY_MAX = 30.0
+COMMIT_CHECK_FIRST, COMMIT_CHECK_MAX = 0.005, 1.0
+"""Seconds between checks of a caller's transaction that holds a job (doubling)."""
 
 
 class ResultCodec:
@@ -143,7 +146,11 @@ class SharedRecorder:
 
     def done(self, entry: JobEntry, outcome: Outcome) -> Outcome:
         outcome, result = _result(self.results, entry, outcome, self.clock)
-        task = asyncio.get_running_loop().create_task(self._complete(entry, None, result))
+        # A failed run's row is kept (never armed) so that it can be retried by hand.
+        kept = None
+        if outcome[0] in FAILED_OUTCOMES:
+            kept = self.records.record(entry, RecordStatus.FAILED)
+        task = asyncio.get_running_loop().create_task(self._complete(entry, kept, result))
         self._completing.add(task)
         task.add_done_callback(self._completing.discard)
         return outcome
@@ -231,8 +238,8 @@ class RemoteSource:
         return self._tz
 
     async def cancel(self) -> None:
-        """Remove the job from the store: it never starts anywhere (a run already under way
-        elsewhere finishes, and its outcome is dropped)."""
+        """Remove the job from the store: it never starts anywhere, and a run under way on
+        any worker is stopped by that worker when it hears of the removal."""
         await self.worker.storage.delete(self.record.job_id)
         self.worker.forget(self.record.job_id)
         finish(self.job, JobStatus.CANCELLED)
@@ -370,8 +377,11 @@ class SharedWorker(SharedListener):
 
     def on_job_changed(self, job_id: str) -> None:
         entry = self.scheduler.jobs.get(job_id)
-        if entry is not None and entry.recorder is self.recorder and not entry.running():
-            self._spawn(self._recheck_claim(entry))
+        if entry is not None and entry.recorder is self.recorder:
+            if entry.running():
+                self._spawn(self._recheck_running(entry))
+            else:
+                self._spawn(self._recheck_claim(entry))
         handle = self.remote.get(job_id)
         if handle is not None:
             self._spawn(self._recheck_handle(handle))
@@ -386,6 +396,10 @@ class SharedWorker(SharedListener):
             self._claim_soon()
         for handle in list(self.remote.values()):
             self._spawn(self._recheck_handle(handle))
+        for entry in list(self.scheduler.jobs.values()):
+            # A cancel (a removed row) may have been missed while not listening.
+            if entry.recorder is self.recorder and entry.running():
+                self._spawn(self._recheck_running(entry))
 
     # -- results for handles made here ---------------------------------------------------
 
@@ -432,7 +446,8 @@ class SharedWorker(SharedListener):
         except StorageError as exc:
             log.warning("job %r could not be checked: %s", job_id, exc)
             return
-        if result is not None and (current is None or handle.cron_expression is not None):
+        ended = current is None or current.status == RecordStatus.FAILED
+        if result is not None and (ended or handle.cron_expression is not None):
             handle.deliver(result)
         elif current is None:
             self.forget(job_id)
@@ -443,6 +458,38 @@ class SharedWorker(SharedListener):
                 handle.job.status = JobStatus.PAUSED
             elif handle.job.status is JobStatus.PAUSED:
                 handle.job.status = JobStatus.SCHEDULED
+
+    def await_commit(self, job_id: str, transaction: Any) -> None:
+        """A job made here was written in a caller's own transaction: learn how that
+        transaction ends; rolled back, the job never existed and its handle ends CANCELLED
+        (committed, the handle simply follows the job)."""
+        self._spawn(self._await_commit(job_id, transaction))
+
+    async def _await_commit(self, job_id: str, transaction: Any) -> None:
+        # PostgreSQL tells nobody else when a transaction ends, so its status is asked,
+        # quickly at first (a request's transaction usually ends within milliseconds),
+        # then less often.
+        delay = COMMIT_CHECK_FIRST
+        while True:
+            try:
+                committed = await self.storage.transaction_committed(transaction)
+            except StorageError as exc:
+                log.warning("the transaction of job %r could not be checked: %s", job_id, exc)
+                committed = None
+            if committed is not None:
+                break
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, COMMIT_CHECK_MAX)
+        handle = self.remote.get(job_id)
+        if committed or handle is None:
+            return
+        log.info(
+            "job %r was written in a transaction that rolled back; it never existed",
+            job_id,
+            extra={"job_id": job_id},
+        )
+        self.forget(job_id)
+        finish(handle.job, JobStatus.CANCELLED, None, JobCancelledError(job_id))
 
     # -- claiming ------------------------------------------------------------------------
 
@@ -543,6 +590,17 @@ class SharedWorker(SharedListener):
             )
         except StorageError as exc:
             log.warning("claimed job %r could not be paused: %s", record.job_id, exc)
+
+    async def _recheck_running(self, entry: JobEntry) -> None:
+        """A job running here changed elsewhere: gone from the store means cancelled (by a
+        handle in any process, the command or the dashboard), so its run is stopped."""
+        try:
+            current = await self.storage.get(entry.job.id)
+        except StorageError as exc:
+            log.warning("running job %r could not be checked: %s", entry.job.id, exc)
+            return
+        if current is None and entry.running():
+            await self.scheduler.stop_running(entry)
 
     async def _recheck_claim(self, entry: JobEntry) -> None:
         """A job this worker claimed but has not started changed elsewhere."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from dataclasses import replace as replace_
 from datetime import datetime, timedelta, tzinfo
@@ -26,6 +26,7 @@ from random import getrandbits
 from typing import Any, Generic, TypeVar
 
 from jobify._builder import Bound, ScheduleBuilder
+from jobify._bulk import push_many
 from jobify._config import JobifyConfiguration
 from jobify._context import OuterContext, RequestState, Runnable
 from jobify._entry import JobEntry, Recorder, Task
@@ -37,6 +38,7 @@ from jobify._shared import SharedWorker
 from jobify._task import check_text
 from jobify._triggerdoc import decode_trigger
 from jobify._triggers import Cron, CronParser, check_instant, localize
+from jobify._txpush import push_on
 from jobify.exceptions import ApplicationStateError, DuplicateJobError
 from jobify.middleware._base import compose
 from jobify.storage.base import JobRecord
@@ -129,6 +131,24 @@ class TaskPort(Generic[T]):
         # The submitter's coroutine itself: no frame of its own on the way (the hot path).
         return self._submitter.submit(self._task, arguments, exec_ts, cron, job_id, replace, force)
 
+    def submit_many(self, items: Iterable[Any]) -> Awaitable[list[Job[T]]]:
+        """Push one job per item, written together (see :mod:`jobify._bulk`)."""
+        return self._submitter.push_many(self._task, items)
+
+    def submit_on(
+        self,
+        connection: Any,
+        arguments: Bound,
+        exec_ts: float,
+        job_id: str | None,
+        replace: bool,
+        force: bool,
+    ) -> Awaitable[Job[T]]:
+        """One job in the caller's transaction (see :mod:`jobify._txpush`)."""
+        return self._submitter.push_on(
+            self._task, connection, arguments, exec_ts, job_id, replace=replace, force=force
+        )
+
 
 class NotStarted:
     """The port of a task whose app has not started yet."""
@@ -149,6 +169,13 @@ class NotStarted:
             "the app has not started; schedule jobs inside 'async with app:' or after "
             "'await app.startup()'"
         )
+
+    async def submit_many(self, items: Iterable[Any]) -> list[Job[Any]]:
+        await self.submit()  # raises
+        return []
+
+    async def submit_on(self, *args: Any) -> Job[Any]:
+        return await self.submit()
 
 
 class Submitter:
@@ -197,6 +224,77 @@ class Submitter:
         if job_id is None:
             return self._new_id()
         return check_text(job_id, "job_id")
+
+    # -- for push_many (jobify._bulk) ----------------------------------------------------
+
+    def check_open(self) -> None:
+        """ApplicationStateError once the app began to shut down."""
+        if not self.open:
+            self._check_open()
+
+    def one_shot(self, task: Task, arguments: Bound, exec_ts: float) -> Request:
+        """The request of a job to run at ``exec_ts``, with a generated id."""
+        return Request(
+            task,
+            arguments,
+            exec_ts,
+            None,
+            None,
+            self.tz,
+            self._new_id(),
+            False,
+            False,
+            chosen_id=False,
+        )
+
+    def through_outer(
+        self,
+        request: Request,
+        outer: Sequence[Any],
+        commit: Callable[[Request, Job[Any]], Awaitable[Job[Any]]],
+    ) -> Awaitable[Job[Any]]:
+        """Pass ``request`` through outer middleware to ``commit`` instead of committing."""
+        return self._through_outer(request, outer, commit)
+
+    def entry_for(
+        self, request: Request, job: Job[Any], recorder: Recorder | None = None
+    ) -> JobEntry:
+        """The entry of a new job (TypeError/SerializationError if it cannot be made)."""
+        return self._entry(request, None, job, recorder)
+
+    def own(self, entry: JobEntry) -> None:
+        """Own and arm an entry whose record is committed (or that is not durable)."""
+        self._own(entry)
+
+    def push_many(self, task: Task, items: Iterable[Any]) -> Awaitable[list[Job[Any]]]:
+        """One job per item, validated together and written in one commit."""
+        return push_many(self, task, items)
+
+    def push_on(
+        self,
+        task: Task,
+        connection: Any,
+        arguments: Bound,
+        exec_ts: float,
+        job_id: str | None,
+        *,
+        replace: bool,
+        force: bool,
+    ) -> Awaitable[Job[Any]]:
+        """One job written in the caller's own transaction on ``connection``."""
+        request = Request(
+            task,
+            arguments,
+            check_instant(exec_ts),
+            None,
+            None,
+            self.tz,
+            self._job_id(job_id),
+            replace,
+            force,
+            chosen_id=job_id is not None,
+        )
+        return push_on(self, request, connection)
 
     # -- the way down --------------------------------------------------------------------
 
@@ -249,7 +347,15 @@ class Submitter:
             return await self.commit(request)
         return await self._through_outer(request, task.outer)
 
-    async def _through_outer(self, request: Request, outer: Sequence[Any]) -> Job[Any]:
+    async def _through_outer(
+        self,
+        request: Request,
+        outer: Sequence[Any],
+        commit: Callable[[Request, Job[Any]], Awaitable[Job[Any]]] | None = None,
+    ) -> Job[Any]:
+        """Pass ``request`` through the task's outer middleware to ``commit`` (default:
+        :meth:`commit`; ``push_many`` gathers the requests instead, to write them at once)."""
+        commit_ = self.commit if commit is None else commit
         task = request.task
         spec = task.spec
         job: Job[Any] = Job(request.job_id, self._display_time(request))
@@ -284,7 +390,7 @@ class Submitter:
             except Exception:  # values whose comparison raises: keep what was asked
                 changed = True
             requested = request.arguments if changed else None
-            return await self.commit(replace(request, arguments=final, requested=requested), job)
+            return await commit_(replace(request, arguments=final, requested=requested), job)
 
         await compose(outer, innermost)(ctx)
         if not reached:

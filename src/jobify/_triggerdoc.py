@@ -21,7 +21,14 @@ from zoneinfo import ZoneInfo
 from jobify._triggers import AnyMisfirePolicy, Cron, GracePolicy, MisfirePolicy
 from jobify._zones import zone_from_key
 
-__all__ = ["AT_TRIGGER", "TRIGGER_VERSION", "TriggerDoc", "decode_trigger", "encode_trigger"]
+__all__ = [
+    "AT_TRIGGER",
+    "TRIGGER_VERSION",
+    "TriggerDoc",
+    "decode_trigger",
+    "encode_trigger",
+    "retried",
+]
 
 TRIGGER_VERSION = 1
 
@@ -68,6 +75,14 @@ def _policy_from_json(data: Any) -> AnyMisfirePolicy:
     if isinstance(data, dict):
         return GracePolicy(timedelta(seconds=float(data["grace"])))
     return MisfirePolicy(data)
+
+
+def retried(record_trigger: bytes) -> bytes:
+    """The trigger of a job retried by hand: a cron's consecutive failures reset to 0."""
+    doc = decode_trigger(record_trigger)
+    if doc.cron is None:
+        return AT_TRIGGER
+    return encode_trigger(doc.cron, doc.tz, doc.runs, 0, declared=doc.declared)
 
 
 def encode_trigger(

@@ -89,11 +89,14 @@ class JobNotCompletedError(BaseJobifyError):
 
 
 class JobCancelledError(BaseJobifyError):
-    """``job.result()`` (or ``await job``) of a job that was cancelled before it ran."""
+    """``job.result()`` (or ``await job``) of a job that was cancelled (before it ran, or
+    while running: ``while_running``)."""
 
-    def __init__(self, job_id: str = "") -> None:
+    def __init__(self, job_id: str = "", *, while_running: bool = False) -> None:
         self.job_id = job_id
-        super().__init__(f"job {job_id!r} was cancelled; it has no result")
+        self.while_running = while_running
+        when = " while running" if while_running else ""
+        super().__init__(f"job {job_id!r} was cancelled{when}; it has no result")
 
 
 class RouteAlreadyRegisteredError(BaseJobifyError):

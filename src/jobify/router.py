@@ -11,7 +11,7 @@ app connects it to, and a router registers into the app's :class:`Registry`.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
@@ -86,6 +86,12 @@ class _Detached:
     async def submit(self, *args: Any) -> Job[Any]:
         raise self._fail()
 
+    async def submit_many(self, items: Any) -> list[Job[Any]]:
+        raise self._fail()
+
+    async def submit_on(self, *args: Any) -> Job[Any]:
+        raise self._fail()
+
 
 class Route(TaskSpec, Generic[P, T]):
     """A registered task: callable as the function, schedulable with ``push``/``schedule``.
@@ -133,6 +139,13 @@ class Route(TaskSpec, Generic[P, T]):
         """Run as soon as possible; returns once scheduled (and committed, if durable)."""
         port = self._port
         return await port.submit(self.bind(args, kwargs), port.now(), None, None, False, False)
+
+    async def push_many(self, items: Iterable[tuple[Any, ...] | Mapping[str, Any]]) -> list[Job[T]]:
+        """Push one job per item: a tuple of positional arguments or a mapping of keyword
+        arguments. Every item is bound and encoded before anything is written (a bad one is
+        a ``TypeError`` or ``SerializationError`` naming its index, and nothing is stored);
+        the jobs are written in one commit. Returns the handles in the order of the items."""
+        return await self._port.submit_many(items)
 
     def schedule(self, *args: P.args, **kwargs: P.kwargs) -> ScheduleBuilder[T]:
         """Bind arguments now; choose when with ``.at()``, ``.delay()`` or ``.cron()``."""

@@ -203,7 +203,7 @@ def test_failures_and_runs_pages(client: TestClient, store: Store) -> None:
 def test_api_index(client: TestClient) -> None:
     data = client.get("/api").json()
     assert data["read_only"] is False and data["token_required"] is False
-    assert "POST /api/jobs/{job_id}/cancel|pause|resume|run" in data["routes"].values()
+    assert "POST /api/jobs/{job_id}/cancel|pause|resume|run|retry" in data["routes"].values()
 
 
 def test_live_fragment_is_only_the_live_part(client: TestClient, store: Store) -> None:

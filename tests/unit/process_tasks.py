@@ -42,3 +42,17 @@ def fail_until_third(path: str) -> str:
 def echo(value: object) -> str:
     """Returns the repr of its argument."""
     return repr(value)
+
+
+def sleep_reporting_pid(path: str, seconds: float) -> str:
+    """Writes its pid to ``path``, then sleeps (a job to be cut short)."""
+    with open(path + ".tmp", "w") as f:
+        f.write(str(os.getpid()))
+    os.replace(path + ".tmp", path)
+    time.sleep(seconds)
+    return "slept"
+
+
+def exit_now() -> None:
+    """The process ends without answering (a crash, as far as the app can tell)."""
+    os._exit(3)

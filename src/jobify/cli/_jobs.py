@@ -39,6 +39,7 @@ _STATUS_STYLE = {
     RecordStatus.PAUSED: "yellow",
     RecordStatus.PERMANENTLY_FAILED: "red",
     RecordStatus.FINISHED: "dim",
+    RecordStatus.FAILED: "red",
 }
 
 
@@ -334,6 +335,12 @@ _action(
     "Run a job now: a one-shot job is moved to now; a cron job runs once more now, "
     "keeping its schedule.",
     Inspector.run_now,
+)
+_action(
+    "retry",
+    "Retry a failed job now with its stored arguments; a permanently failed cron job "
+    "starts its schedule again with its failure counter reset.",
+    Inspector.retry,
 )
 
 

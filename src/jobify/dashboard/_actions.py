@@ -1,4 +1,4 @@
-"""The action routes (cancel, pause, resume, run now) and the login form.
+"""The action routes (cancel, pause, resume, run now, retry) and the login form.
 
 Every action goes through :class:`~jobify.inspection.Inspector`, the path the ``jobify``
 command takes: a running app applies it through its store's command channel; a stopped store
@@ -38,11 +38,12 @@ ACTIONS: dict[str, Callable[[Inspector, str], Awaitable[ActionResult]]] = {
     "pause": Inspector.pause,
     "resume": Inspector.resume,
     "run": Inspector.run_now,
+    "retry": Inspector.retry,
 }
 """Action name in the URL -> the inspector's method."""
 
 _READ_ONLY = "this dashboard is read-only: actions are turned off"
-_UNKNOWN = "unknown action {action!r}; the actions are cancel, pause, resume and run"
+_UNKNOWN = "unknown action {action!r}; the actions are cancel, pause, resume, run and retry"
 
 
 class Actions:

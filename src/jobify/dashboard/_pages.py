@@ -87,7 +87,7 @@ class Pages:
             "crons": "GET /api/crons?hours=24",
             "failures": "GET /api/failures?task=&page=1&per_page=25",
             "runs": "GET /api/runs?task=&failed=0&page=1&per_page=25",
-            "actions": "POST /api/jobs/{job_id}/cancel|pause|resume|run",
+            "actions": "POST /api/jobs/{job_id}/cancel|pause|resume|run|retry",
         }
         return self.web.json(
             {

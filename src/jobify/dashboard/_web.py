@@ -48,13 +48,21 @@ SESSION_COOKIE = "jobify_dashboard_session"
 FLASH_COOKIE = "jobify_dashboard_flash"
 _FLASH_MAX = 600
 
-ACTION_LABELS = {"cancel": "Cancel", "pause": "Pause", "resume": "Resume", "run": "Run now"}
+ACTION_LABELS = {
+    "cancel": "Cancel",
+    "pause": "Pause",
+    "resume": "Resume",
+    "run": "Run now",
+    "retry": "Retry",
+}
 ACTION_QUESTIONS = {
     "cancel": "Cancel job {job}? It is removed from the store and never runs again.",
     "pause": "Pause job {job}? It keeps its counters and does not fire until resumed.",
     "resume": "Resume job {job}? A cron applies its misfire policy to the fires it missed.",
     "run": "Run job {job} now? A cron job gets one extra run that does not count against "
     "max_runs and does not move its schedule.",
+    "retry": "Retry job {job} now with its stored arguments? A permanently failed cron job "
+    "starts its schedule again with its failure counter reset.",
 }
 """How each action is offered, and the question asked before it is done."""
 

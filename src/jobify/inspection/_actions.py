@@ -1,4 +1,4 @@
-"""What an action (cancel, pause, resume, run now) does to one stored job.
+"""What an action (cancel, pause, resume, run now, retry) does to one stored job.
 
 :func:`precheck` decides whether it applies; :func:`apply_direct` edits the record in a store
 opened with ``startup()``. Who may edit when is decided in :mod:`._steering`.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import replace
 
+from jobify._records import retry_record
 from jobify._triggerdoc import AT_TRIGGER, decode_trigger
 from jobify.inspection._decode import safe_text
 from jobify.inspection._model import ActionRefusedError, ActionResult, JobNotFoundError
@@ -21,8 +22,11 @@ VERBS = {
     CommandAction.PAUSE: "pause",
     CommandAction.RESUME: "resume",
     CommandAction.RUN: "run now",
+    CommandAction.RETRY: "retry",
 }
 """How each action reads in messages."""
+
+_RETRYABLE = (RecordStatus.FAILED, RecordStatus.PERMANENTLY_FAILED)
 
 
 def precheck(record: JobRecord, action: str, orphaned: bool | None) -> str | None:
@@ -37,14 +41,15 @@ def precheck(record: JobRecord, action: str, orphaned: bool | None) -> str | Non
         raise ActionRefusedError(
             f"{job} has status {safe_text(status)!r}, unknown to this jobify; upgrade jobify"
         )
-    ended = status in (RecordStatus.PERMANENTLY_FAILED, RecordStatus.FINISHED)
+    ended = status in RecordStatus.ENDED
     if action == CommandAction.PAUSE:
         if status == RecordStatus.PAUSED:
             return f"{job} is already paused"
         if ended:
+            again = "retry runs it again, " if status in _RETRYABLE else ""
             raise ActionRefusedError(
                 f"{job} is {status}: it never fires again, so there is nothing to pause "
-                "(cancel removes it)"
+                f"({again}cancel removes it)"
             )
         return None
     if action == CommandAction.RESUME:
@@ -56,7 +61,12 @@ def precheck(record: JobRecord, action: str, orphaned: bool | None) -> str | Non
                 "(cancel removes the old record)"
             )
         return None
-    if action == CommandAction.RUN:
+    if action == CommandAction.RETRY and status not in _RETRYABLE:
+        raise ActionRefusedError(
+            f"{job} is {status}: only a failed or permanently failed job can be retried"
+            + (" (run now runs it at once)" if status == RecordStatus.SCHEDULED else "")
+        )
+    if action in (CommandAction.RUN, CommandAction.RETRY):
         if orphaned:
             raise ActionRefusedError(
                 f"{job} cannot run: its task {safe_text(record.task_name)!r} is not "
@@ -96,6 +106,9 @@ async def apply_direct(
     elif action == CommandAction.RESUME:
         await storage.save(replace(record, status=RecordStatus.SCHEDULED))
         message = f"job {job_id!r} resumed"
+    elif action == CommandAction.RETRY:
+        await storage.save(retry_record(record, now))
+        message = f"job {job_id!r} is retried now with its stored arguments: {later}"
     elif record.trigger == AT_TRIGGER:
         await storage.save(replace(record, exec_at=now, status=RecordStatus.SCHEDULED))
         message = f"job {job_id!r} moved to now: {later}"

@@ -392,6 +392,11 @@ class Inspector:
         :attr:`ActionResult.new_job_id`)."""
         return await self._act(job_id, CommandAction.RUN)
 
+    async def retry(self, job_id: str) -> ActionResult:
+        """Retry a failed job now with its stored arguments (a permanently failed cron job
+        starts its schedule again, its failure counter reset)."""
+        return await self._act(job_id, CommandAction.RETRY)
+
     async def _act(self, job_id: str, action: str) -> ActionResult:
         """Apply an action where the storage contract says it must be applied.
 

@@ -31,6 +31,7 @@ import abc
 import math
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "Command",
@@ -62,7 +63,13 @@ class RecordStatus:
     """A cron job declared on a task (``@app.task(cron=...)``) that reached ``max_runs``:
     kept so that the unchanged declaration stays finished across restarts; never armed."""
 
-    ALL = (SCHEDULED, PAUSED, PERMANENTLY_FAILED, FINISHED)
+    FAILED = "failed"
+    """A one-shot job whose run failed (or timed out) after its retries: kept, never armed,
+    so that it can be retried by hand (``jobify jobs retry``, the dashboard) or removed."""
+
+    ALL = (SCHEDULED, PAUSED, PERMANENTLY_FAILED, FINISHED, FAILED)
+    ENDED = (PERMANENTLY_FAILED, FINISHED, FAILED)
+    """Statuses of records that never fire again unless retried or declared afresh."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -213,8 +220,11 @@ class CommandAction:
     RUN = "run"
     """Run now: a one-shot job is moved to now; a cron job gets one extra run now that does
     not count against ``max_runs`` and does not move its next fire."""
+    RETRY = "retry"
+    """Run a failed one-shot job (status ``failed``) again now with its stored arguments, or
+    restart a permanently failed cron job now with its failure counter reset."""
 
-    ALL = (CANCEL, PAUSE, RESUME, RUN)
+    ALL = (CANCEL, PAUSE, RESUME, RUN, RETRY)
 
 
 @dataclass(slots=True, frozen=True)
@@ -477,6 +487,27 @@ class SharedStorage(Storage):
     @abc.abstractmethod
     def set_listener(self, listener: SharedListener | None) -> None:
         """Receive notifications (set before ``startup()``; None stops them)."""
+
+    async def insert_many(self, records: Sequence[JobRecord]) -> None:
+        """Insert the records of new jobs (generated ids, in use nowhere) in one transaction
+        that notifies the workers once; return once committed. Nothing is stored if one
+        fails. (A backend may do this faster than :meth:`Storage.save_many`, whose
+        insert-or-replace it needs not.)"""
+        await self.save_many(records)
+
+    async def insert_on(self, connection: Any, record: JobRecord) -> Any:
+        """Insert the record of a new job on the caller's own ``connection`` (a driver
+        connection to this store's database), inside the caller's transaction: the row and
+        its notification exist only if that transaction commits. Returns a reference to the
+        transaction for :meth:`transaction_committed`, or None when the job id is in use
+        (nothing written, the caller's transaction left usable). ``TypeError`` when this
+        store cannot write on a caller's connection."""
+        raise TypeError(f"{type(self).__name__} cannot write jobs on a caller's connection")
+
+    async def transaction_committed(self, transaction: Any) -> bool | None:
+        """Whether the transaction of an :meth:`insert_on` committed (True), rolled back
+        (False), or is still open (None)."""
+        raise TypeError(f"{type(self).__name__} cannot write jobs on a caller's connection")
 
     @abc.abstractmethod
     async def claim(

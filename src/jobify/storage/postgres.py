@@ -71,6 +71,12 @@ from jobify.storage.postgres_connection import (
 )
 from jobify.storage.postgres_leases import PostgresLeases
 from jobify.storage.postgres_listen import Notifications, listening_connection
+from jobify.storage.postgres_producer import (
+    TRANSACTION_STATUS,
+    copy_new_jobs,
+    insert_on,
+    insert_statement,
+)
 from jobify.storage.postgres_reads import PostgresReads
 from jobify.storage.sql import postgres as sql
 
@@ -164,6 +170,7 @@ class PostgresStorage(PostgresReads, PostgresLeases, SharedStorage):
         """The NOTIFY channel of this schema."""
         self._quoted = quote_schema(schema)
         self._statements: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self._insert_on: str | None = None
         self._state: _State = "new"
         self._pool: Any = None
         self._listener: SharedListener | None = None
@@ -428,6 +435,65 @@ class PostgresStorage(PostgresReads, PostgresLeases, SharedStorage):
         commit = self._commit_()
         batches = [commit.put(record.job_id, record, soon=False) for record in records]
         await commit.wait(batches[-1])  # batches commit in order: the last one covers all
+
+    async def insert_many(self, records: Sequence[JobRecord]) -> None:
+        """Insert the records of new jobs with one ``COPY`` and one notification, in one
+        transaction (see :mod:`jobify.storage.postgres_producer`); return once committed."""
+        for record in records:
+            _check_job(record)
+        self._check()
+        if not records:
+            return
+        pool = self._pool
+
+        async def call() -> None:
+            if pool is None:
+                raise StorageError(f"{self!r} is shut down")
+            async with pool.acquire() as conn:
+                await copy_new_jobs(conn, self.schema, self.channel, records)
+
+        await retrying(
+            call,
+            target=self._target,
+            doing="inserting jobs",
+            idempotent=False,
+            deadline=time.monotonic() + self.retry_timeout,
+        )
+
+    async def insert_on(self, connection: Any, record: JobRecord) -> int | None:
+        """Insert a new job's row and its notification on the caller's asyncpg
+        ``connection``, in its transaction; the transaction's id, or None if the id is in
+        use. Never retried: the caller's transaction is the caller's."""
+        _check_job(record)
+        self._check()
+        if not callable(getattr(connection, "fetchrow", None)):
+            raise TypeError(
+                f"connection must be an asyncpg connection, got {type(connection).__name__} "
+                "(from SQLAlchemy: the driver connection of the session's connection, see "
+                "the transactional enqueue recipe in the docs)"
+            )
+        if self._insert_on is None:
+            self._insert_on = insert_statement(self._quoted)
+        try:
+            return await insert_on(connection, self._insert_on, self.channel, record)
+        except Exception as exc:
+            raise StorageError(
+                f"writing job {record.job_id!r} on the given connection failed "
+                f"({type(exc).__name__}: {exc}); it must be a connection to the database of "
+                f"{self!r}, whose schema exists (the store was started once)"
+            ) from exc
+
+    async def transaction_committed(self, transaction: Any) -> bool | None:
+        status: str | None = await self._run(
+            "fetchval",
+            TRANSACTION_STATUS,
+            {"xid": int(transaction)},
+            "checking a transaction",
+            idempotent=True,
+        )
+        if status == "in progress":
+            return None
+        return status != "aborted"  # NULL (too old to know): it ended long ago, committed
 
     async def delete(self, job_id: str) -> None:
         """Delete the record (no error when absent); return once committed."""
