@@ -63,6 +63,7 @@ from jobify.storage.postgres_connection import (
     retrying,
     validate_schema,
 )
+from jobify.storage.postgres_cursor import ClaimCursor, CursorListener
 from jobify.storage.postgres_listen import Notifications
 from jobify.storage.postgres_reads import PostgresReads
 from jobify.storage.sql import postgres as sql
@@ -168,6 +169,7 @@ class PostgresStorage(PostgresReads, SharedStorage):
         self._heartbeat: asyncio.Task[None] | None = None
         self._closed: asyncio.Future[None] | None = None
         self._last_prune = 0.0
+        self._cursor = ClaimCursor()
 
     def __repr__(self) -> str:
         return f"PostgresStorage({self._target.safe_dsn(self._dsn)!r}, schema={self.schema!r})"
@@ -303,8 +305,9 @@ class PostgresStorage(PostgresReads, SharedStorage):
             asyncio.get_running_loop().create_task(self._listen_late())
 
     async def _listen(self) -> None:
+        heard = CursorListener(self._cursor, lambda: self._listener)
         self._notifications = Notifications(
-            self._connect, self.channel, self._target, lambda: self._listener
+            self._connect, self.channel, self._target, lambda: heard
         )
         await self._notifications.start()
 
@@ -459,6 +462,12 @@ class PostgresStorage(PostgresReads, SharedStorage):
         row = await self._run(
             "fetchrow", sql.batch_statement(parts), values, "committing writes", idempotent=False
         )
+        earliest = batch.earliest_armed()
+        if earliest is not None:
+            # Committed: a claim that began before this and ends after it must not move the
+            # cursor past these rows (its snapshot may not hold them); the notification that
+            # says the same may come later.
+            self._cursor.lower(earliest)
         return list(row["completed"])
 
     def _forget(self, job_ids: Sequence[str]) -> None:
@@ -476,6 +485,7 @@ class PostgresStorage(PostgresReads, SharedStorage):
         if limit <= 0 or not task_names:
             return []
         now = time.time()
+        start, watch = self._cursor.begin(task_names, valid=self.listening)
         values = {
             "worker": self.worker_id,
             "until": now + self.lease,
@@ -483,12 +493,21 @@ class PostgresStorage(PostgresReads, SharedStorage):
             "tasks": list(task_names),
             "now": now,
             "limit": limit,
+            "from": start,
         }
         # Safe to retry even when a lost connection leaves the outcome unknown: rows claimed
         # by an attempt whose answer never came are not in self._held, so the heartbeat never
         # renews them and they become claimable again when their lease expires.
-        rows = await self._run("fetch", sql.CLAIM, values, "claiming jobs", idempotent=True)
-        records = sorted((JobRecord(*row) for row in rows), key=lambda r: r.exec_at)
+        try:
+            rows = await self._run("fetch", sql.CLAIM, values, "claiming jobs", idempotent=True)
+        except BaseException:
+            self._cursor.abandon(watch)
+            raise
+        self._cursor.end(watch, rows[0]["low"] if rows else None, now)
+        records = sorted(
+            (JobRecord(*row[1:]) for row in rows if row["job_id"] is not None),
+            key=lambda r: r.exec_at,
+        )
         if records:
             self._held.update(record.job_id for record in records)
             self._claimed_ever = True
@@ -502,7 +521,11 @@ class PostgresStorage(PostgresReads, SharedStorage):
         self._check()
         if not task_names:
             return None
-        values = {"tasks": list(task_names), "worker": self.worker_id}
+        values = {
+            "tasks": list(task_names),
+            "worker": self.worker_id,
+            "from": self._cursor.start_for(task_names, valid=self.listening),
+        }
         value = await self._run(
             "fetchval", sql.NEXT_CLAIMABLE, values, "reading the next due job", idempotent=True
         )

@@ -168,38 +168,52 @@ GET_RESULT = (
 
 CLAIM = (
     """
-UPDATE {s}.jobs SET locked_by = :worker, locked_until = :until
-WHERE job_id IN (
-    SELECT job_id FROM {s}.jobs
-    WHERE status = 'scheduled' AND exec_at <= :due AND task_name = ANY(:tasks::text[])
-      AND (locked_until IS NULL OR locked_until <= :now)
-    ORDER BY exec_at
-    LIMIT :limit
-    FOR UPDATE SKIP LOCKED
-)
-RETURNING """
+WITH claimed AS (
+    UPDATE {s}.jobs SET locked_by = :worker, locked_until = :until
+    WHERE job_id IN (
+        SELECT job_id FROM {s}.jobs
+        WHERE status = 'scheduled' AND exec_at >= :from AND exec_at <= :due
+          AND task_name = ANY(:tasks::text[])
+          AND (locked_until IS NULL OR locked_until <= :now)
+        ORDER BY exec_at
+        LIMIT :limit
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING """
     + JOB_COLUMNS
+    + """
 )
-"""Claim due rows (unclaimed, or whose lease expired) of these tasks, earliest first; rows
-locked by a concurrent claim are skipped, never waited for."""
+SELECT (SELECT exec_at FROM {s}.jobs
+        WHERE status = 'scheduled' AND exec_at >= :from AND task_name = ANY(:tasks::text[])
+        ORDER BY exec_at LIMIT 1) AS low, claimed.*
+FROM (SELECT) AS one LEFT JOIN claimed ON true
+"""
+)
+"""Claim due rows (unclaimed, or whose lease expired) of these tasks, earliest first, from
+the cursor ``:from`` on (see :mod:`jobify.storage.postgres_cursor`); rows locked by a
+concurrent claim are skipped, never waited for. Every row returned carries ``low``, the
+earliest live scheduled ``exec_at`` of these tasks at or after the cursor in the statement's
+snapshot (claimed rows included): where the next claim may start. With nothing claimed,
+one row of NULL job columns carries it."""
 
 NEXT_CLAIMABLE = """
 WITH first_free AS (
     SELECT exec_at FROM {s}.jobs
     WHERE status = 'scheduled' AND locked_until IS NULL AND task_name = ANY(:tasks::text[])
+      AND exec_at >= :from
     ORDER BY exec_at LIMIT 1
 )
 SELECT least(
     (SELECT exec_at FROM first_free),
     (SELECT min(greatest(exec_at, locked_until)) FROM {s}.jobs
      WHERE status = 'scheduled' AND locked_until IS NOT NULL AND locked_by <> :worker
-       AND task_name = ANY(:tasks::text[])
+       AND task_name = ANY(:tasks::text[]) AND exec_at >= :from
        AND exec_at <= coalesce((SELECT exec_at FROM first_free), 'infinity'))
 )
 """
-"""The earliest unclaimed ``exec_at``, or the earlier expiry of another worker's lease. A
-claimed row can only beat the first free one if its ``exec_at`` is earlier, so the second
-scan stops there (it walks only the rows in flight ahead of it)."""
+"""The earliest unclaimed ``exec_at`` at or after the cursor ``:from``, or the earlier expiry
+of another worker's lease. A claimed row can only beat the first free one if its ``exec_at``
+is earlier, so the second scan stops there (it walks only the rows in flight ahead of it)."""
 
 HEARTBEAT = (
     "UPDATE {s}.jobs SET locked_until = :until"
