@@ -370,32 +370,40 @@ async def claim_buffers(dsn: str, system: str) -> float:
 
 
 async def explain_claim(dsn: str) -> str:
-    """EXPLAIN (ANALYZE, BUFFERS) of the claim this jobify version sends, rolled back."""
+    """EXPLAIN (ANALYZE, BUFFERS) of the claim (rolled back), from the start of the index (as
+    every claim did before the cursor) and from the earliest live row (where the cursor
+    of a worker stands)."""
     from jobify.storage.sql import postgres as sql
 
     text, names = sql.bind(sql.CLAIM, f'"{SCHEMA}"')
-    now = time.time()
-    values = {
-        "worker": "explain",
-        "until": now + 30,
-        "due": now + 0.25,
-        "tasks": ["work"],
-        "now": now,
-        "limit": CONCURRENCY,
-        "from": float("-inf"),
-    }
     conn = await asyncpg.connect(dsn)
+    plans: list[str] = []
     try:
-        async with conn.transaction():
-            rows = await conn.fetch(
-                "EXPLAIN (ANALYZE, BUFFERS) " + text, *(values[n] for n in names)
-            )
-            plan = "\n".join(r[0] for r in rows)
-            raise _Rollback(plan)
-    except _Rollback as done:
-        return str(done)
+        low = await conn.fetchval(
+            f"SELECT min(exec_at) FROM {SCHEMA}.jobs WHERE status = 'scheduled'"
+        )
+        for start in (float("-inf"), float("-inf") if low is None else low):
+            now = time.time()
+            values = {
+                "worker": "explain",
+                "until": now + 30,
+                "due": now + 0.25,
+                "tasks": ["work"],
+                "now": now,
+                "limit": CONCURRENCY,
+                "from": start,
+            }
+            try:
+                async with conn.transaction():
+                    rows = await conn.fetch(
+                        "EXPLAIN (ANALYZE, BUFFERS) " + text, *(values[n] for n in names)
+                    )
+                    raise _Rollback("\n".join(r[0] for r in rows))
+            except _Rollback as done:
+                plans.append(f"-- from {start}:\n{done}")
     finally:
         await conn.close()
+    return "\n".join(plans)
 
 
 class _Rollback(Exception):

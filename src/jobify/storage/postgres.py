@@ -185,6 +185,12 @@ class PostgresStorage(PostgresReads, SharedStorage):
         return frozenset(self._held)
 
     @property
+    def claim_cursor(self) -> float:
+        """The ``exec_at`` where the next claim starts reading the due jobs (``-inf``: at the
+        start); see :mod:`jobify.storage.postgres_cursor`. For tests and monitoring."""
+        return self._cursor.position
+
+    @property
     def listening(self) -> bool:
         """Whether the LISTEN connection is up right now."""
         return self._notifications is not None and self._notifications.connected
