@@ -454,6 +454,16 @@ def recovery(
     return float(max(late, default=0))
 
 
+async def measure_cell(
+    cell: dict[str, Any], dsn: str, system: str, buffers0: float, *, explain: bool
+) -> None:
+    """Called inside the disturbance: what it did to the tables, before it ends."""
+    cell["t1"] = time.time()
+    cell["dead"], cell["size"] = await table_stats(dsn)
+    cell["buffers"] = await claim_buffers(dsn, system) - buffers0
+    cell["plan"] = await explain_claim(dsn) if explain else ""
+
+
 # -- one system -------------------------------------------------------------------------------
 
 
@@ -518,53 +528,47 @@ async def run_system(system: str, server: Server, args: argparse.Namespace) -> l
 
     table = f"{SCHEMA}.jobs" if system == "jobify" else f"{SCHEMA}.procrastinate_jobs"
     cells: list[dict[str, Any]] = []
-    killed_at = 0.0
     try:
         await asyncio.sleep(3.0)  # warm up
         for name in args.cells:
             buffers0 = await claim_buffers(dsn, system)
             t0 = time.time()
+            cell: dict[str, Any] = {"cell": name, "t0": t0}
+            explain = args.explain and system == "jobify" and name in ("clean", "xmin")
+
+            async def measure() -> None:
+                await measure_cell(cell, dsn, system, buffers0, explain=explain)  # noqa: B023
+
             if name == "xmin":
                 async with held_xmin(dsn):
                     await asyncio.sleep(args.phase)
-                    plan = await explain_claim(dsn) if args.explain and system == "jobify" else ""
+                    await measure()
             elif name == "rr4":
                 async with readers(dsn, table):
                     await asyncio.sleep(args.phase)
-                    plan = ""
+                    await measure()
             elif name == "load15":
                 rate(RATE * 1.5)
                 await asyncio.sleep(args.phase)
+                await measure()
                 rate(RATE)
-                plan = ""
             elif name == "kill":
                 await asyncio.sleep(2.0)
-                killed_at = time.time()
+                cell["killed_at"] = time.time()
                 workers[0].kill()
                 workers[0].wait()
                 files.append(outdir / f"w{len(files)}")
                 workers[0] = spawn("--worker", system, dsn, files[-1], args.src)
                 await asyncio.sleep(args.phase - 2.0)
-                plan = ""
+                await measure()
             else:
                 await asyncio.sleep(args.phase)
-                plan = await explain_claim(dsn) if args.explain and system == "jobify" else ""
-            t1 = time.time()
-            dead, size = await table_stats(dsn)
-            buffers = await claim_buffers(dsn, system) - buffers0
-            cells.append(
-                {
-                    "cell": name,
-                    "t0": t0,
-                    "t1": t1,
-                    "dead": dead,
-                    "size": size,
-                    "buffers": buffers,
-                    "plan": plan,
-                    **({"killed_at": killed_at} if name == "kill" else {}),
-                }
+                await measure()
+            cells.append(cell)
+            print(
+                f"  {system} {name}: dead {cell['dead']:,}, {cell['size'] / 1e6:.1f} MB",
+                file=sys.stderr,
             )
-            print(f"  {system} {name}: dead {dead:,}, {size / 1e6:.1f} MB", file=sys.stderr)
         await asyncio.sleep(RECOVERY_WINDOW)
     finally:
         rate(0)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import secrets
 import socket
@@ -66,11 +67,17 @@ from jobify.storage.postgres_connection import (
 from jobify.storage.postgres_cursor import ClaimCursor, CursorListener
 from jobify.storage.postgres_listen import Notifications
 from jobify.storage.postgres_reads import PostgresReads
+from jobify.storage.postgres_results import ResultReads
 from jobify.storage.sql import postgres as sql
 
 __all__ = ["PostgresStorage"]
 
 logger = logging.getLogger("jobify.storage")
+
+PRUNE_STEP = 1000
+"""Run records deleted per statement when the history is pruned."""
+FLOOR_RESET = 3600.0
+"""Seconds between prunes that start at the oldest row rather than where the last stopped."""
 
 _State = Literal["new", "starting", "running", "inspecting", "closing", "closed"]
 
@@ -113,7 +120,9 @@ class PostgresStorage(PostgresReads, SharedStorage):
     ``schema`` (created and migrated by :meth:`startup`, under an advisory lock so that
     workers starting together are safe); nothing is created outside it. ``lease`` is how long
     a claim stays valid without a heartbeat (a dead worker's jobs are taken over after it).
-    ``results_ttl`` is how long results are kept for remote waiters. ``pool_size`` bounds
+    ``results_ttl`` is how long results are kept for remote waiters (a waiter is told at the
+    commit and reads its result at once; the retention is for one that reconnects, or asks
+    later), pruned a few at a time by the commits that write results. ``pool_size`` bounds
     the connections used for statements (plus one for LISTEN). ``connect_timeout`` bounds
     one connection attempt; ``retry_timeout`` is how long a statement keeps being retried
     while the server is unreachable or restarting before the caller gets a
@@ -129,7 +138,7 @@ class PostgresStorage(PostgresReads, SharedStorage):
         *,
         schema: str = "jobify",
         lease: float = 30.0,
-        results_ttl: float = 3600.0,
+        results_ttl: float = 300.0,
         pool_size: int = 4,
         connect_timeout: float = 10.0,
         retry_timeout: float = 30.0,
@@ -168,8 +177,14 @@ class PostgresStorage(PostgresReads, SharedStorage):
         self._has_claims = asyncio.Event()
         self._heartbeat: asyncio.Task[None] | None = None
         self._closed: asyncio.Future[None] | None = None
-        self._last_prune = 0.0
+        # Where the last prune of results / of the history stopped (see the statements),
+        # and when these floors last went back to the start (hourly: rows written by a host
+        # whose clock lags are then pruned too).
+        self._results_floor = -math.inf
+        self._runs_floor = -math.inf
+        self._floors_since = 0.0
         self._cursor = ClaimCursor()
+        self._result_reads = ResultReads(self._get_results)
 
     def __repr__(self) -> str:
         return f"PostgresStorage({self._target.safe_dsn(self._dsn)!r}, schema={self.schema!r})"
@@ -437,6 +452,8 @@ class PostgresStorage(PostgresReads, SharedStorage):
         _check_key("job_id", run.job_id)
         _check_key("task_name", run.task_name)
         self._check(owner=True)
+        if run.finished_at < self._runs_floor:  # a run older than the pruned ones
+            self._runs_floor = -math.inf
         self._commit_().put_run(
             replace(
                 run,
@@ -457,17 +474,23 @@ class PostgresStorage(PostgresReads, SharedStorage):
         parts = batch.parts()
         values = batch.arguments()
         now = time.time()
-        if "results" in parts and now - self._last_prune >= min(60.0, self.results_ttl / 4):
-            # Expired results are pruned in passing, by a batch that writes results anyway:
-            # an idle store is never touched for it (get_result ignores expired ones).
-            self._last_prune = now
+        self._reset_floors(now)
+        if "results" in parts:
+            # Expired results are pruned in passing, by each batch that writes results, up to
+            # twice as many as it writes: the table keeps pace without a burst of deletes,
+            # and an idle store is never touched for it (get_result ignores expired ones).
             parts |= {"prune"}
-        values.update(
-            worker=self.worker_id, channel=self.channel, res_oldest=now - self.results_ttl
-        )
+            values.update(
+                res_oldest=now - self.results_ttl,
+                res_floor=self._results_floor,
+                res_limit=2 * len(values["res_ids"]) + 16,
+            )
+        values.update(worker=self.worker_id, channel=self.channel)
         row = await self._run(
             "fetchrow", sql.batch_statement(parts), values, "committing writes", idempotent=False
         )
+        if "prune" in parts and row["pruned_upto"] is not None:
+            self._results_floor = float(row["pruned_upto"])
         earliest = batch.earliest_armed()
         if earliest is not None:
             # Committed: a claim that began before this and ends after it must not move the
@@ -555,6 +578,8 @@ class PostgresStorage(PostgresReads, SharedStorage):
         if result is not None and result.error is not None:
             result = replace(result, error=_pg_text(result.error))
         self._check(owner=True)
+        if result is not None and result.finished_at < self._results_floor:
+            self._results_floor = -math.inf
         return await self._commit_().complete(job_id, record, result)
 
     async def release(self, job_ids: Collection[str] | None = None) -> None:
@@ -607,14 +632,31 @@ class PostgresStorage(PostgresReads, SharedStorage):
         check_prune(before, keep)
         self._check(owner=True)
         await self._commit_().drain()  # it applies to the runs queued before it
-        count = await self._run(
-            "fetchval",
-            sql.PRUNE_HISTORY,
-            {"before": before, "keep": keep},
-            "pruning history",
-            idempotent=True,
-        )
-        return int(count)
+        self._reset_floors(time.time())
+        total = 0
+        while True:
+            # In steps of PRUNE_STEP rows, each its own short statement: no burst of deletes
+            # holds locks or fills the WAL while the workers commit beside it.
+            values = {
+                "before": before,
+                "keep": keep,
+                "floor": self._runs_floor,
+                "batch": PRUNE_STEP,
+            }
+            row = await self._run(
+                "fetchrow", sql.PRUNE_HISTORY, values, "pruning history", idempotent=True
+            )
+            total += int(row["deleted"])
+            if row["upto"] is not None:
+                self._runs_floor = float(row["upto"])
+            if int(row["deleted"]) < PRUNE_STEP:
+                return total
+            await asyncio.sleep(0)
+
+    def _reset_floors(self, now: float) -> None:
+        if now - self._floors_since >= FLOOR_RESET:
+            self._floors_since = now
+            self._results_floor = self._runs_floor = -math.inf
 
     async def save_tasks(self, tasks: Sequence[TaskRecord]) -> None:
         """Replace the registered-task list with ``tasks``; return once committed."""

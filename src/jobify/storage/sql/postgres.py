@@ -159,9 +159,9 @@ def filtered(base: str, filters: dict[str, str], present: Iterable[str], page: s
 
 
 LOAD_TASKS = "SELECT name, options, updated_at FROM {s}.tasks ORDER BY name"
-GET_RESULT = (
+GET_RESULTS = (
     "SELECT job_id, status, value, error, finished_at FROM {s}.results"
-    " WHERE job_id = :job_id AND finished_at >= :oldest"
+    " WHERE job_id = ANY(:ids::text[]) AND finished_at >= :oldest"
 )
 
 # -- worker statements ----------------------------------------------------------------------
@@ -244,14 +244,26 @@ ON CONFLICT (name) DO UPDATE SET options = excluded.options, updated_at = exclud
 """
 
 PRUNE_HISTORY = """
-WITH gone AS (
-    DELETE FROM {s}.runs
-    WHERE finished_at < :before
-       OR id IN (SELECT id FROM {s}.runs ORDER BY finished_at DESC, id DESC OFFSET :keep)
-    RETURNING 1
+WITH edge AS (
+    SELECT finished_at, id FROM {s}.runs ORDER BY finished_at DESC, id DESC
+    OFFSET :keep LIMIT 1
+), gone AS (
+    DELETE FROM {s}.runs WHERE id IN (
+        SELECT id FROM {s}.runs
+        WHERE finished_at >= :floor
+          AND (finished_at < :before
+               OR (finished_at, id) <= (SELECT finished_at, id FROM edge))
+        ORDER BY finished_at, id
+        LIMIT :batch
+    )
+    RETURNING finished_at
 )
-SELECT count(*) FROM gone
+SELECT count(*) AS deleted, max(finished_at) AS upto FROM gone
 """
+"""One step of pruning the history: at most ``:batch`` of the oldest records that are older
+than ``:before`` or not among the newest ``:keep``, from ``:floor`` on (the caller passes where
+its last step stopped, so no step walks the rows deleted before it, which stay in the index
+until vacuum removes them)."""
 
 # -- the group commit: one statement per batch ----------------------------------------------
 #
@@ -315,7 +327,17 @@ stored AS (
     RETURNING r.job_id
 )"""
 BATCH_PRUNE_RESULTS = """
-pruned AS (DELETE FROM {s}.results WHERE finished_at < :res_oldest)"""
+pruned AS (
+    DELETE FROM {s}.results WHERE job_id IN (
+        SELECT job_id FROM {s}.results
+        WHERE finished_at >= :res_floor AND finished_at < :res_oldest
+        ORDER BY finished_at
+        LIMIT :res_limit
+    )
+    RETURNING finished_at
+)"""
+"""Expired results, a few per batch (never a spike), from ``:res_floor`` on: where the last
+prune stopped, so it never walks the dead entries of the rows it deleted before."""
 BATCH_RUNS = """
 ran AS (
     INSERT INTO {s}.runs (job_id, task_name, scheduled_at, started_at, finished_at, outcome,
@@ -356,7 +378,9 @@ def batch_statement(parts: frozenset[str]) -> str:
 
     ``parts`` is a subset of ``{"upsert", "delete", "done", "advanced", "results",
     "prune", "runs"}``; the statement returns one row: ``completed``, the ids whose guarded
-    completion applied (empty array without completions). Results need a completion.
+    completion applied (empty array without completions), and with ``prune``,
+    ``pruned_upto``: the latest ``finished_at`` of the results it deleted (NULL: none).
+    Results need a completion.
     """
     ctes: list[str] = []
     armed: list[str] = []
@@ -399,5 +423,7 @@ def batch_statement(parts: frozenset[str]) -> str:
             sent.append(f"notified_{name}")
     # Plain SELECT CTEs run only when referenced: count them so every notification is sent.
     touch = "".join(f", (SELECT count(*) FROM {name})" for name in sent)
+    if "prune" in parts:
+        touch += ", (SELECT max(finished_at) FROM pruned) AS pruned_upto"
     done = " UNION ALL ".join(completed) if completed else "SELECT NULL::text WHERE false"
     return "WITH " + ",".join(ctes) + f"\nSELECT array({done}) AS completed{touch}"
