@@ -26,7 +26,8 @@ It runs minutes, so ``make bench`` runs it only with ``JOBIFY_BENCH_PRESSURE=1``
 ``.venv/bin/python benchmarks/bench_pressure.py --phase 45``; ``--cells clean,xmin --phase
 120 --explain`` also prints EXPLAIN (ANALYZE, BUFFERS) of the claim at the end of each cell;
 ``--systems jobify`` skips procrastinate; ``--src DIR`` runs the jobify workers on the code in
-``DIR`` (another checkout's ``src``: an A/B of two versions in the same run); ``--port`` picks
+``DIR`` (another checkout's ``src``: an A/B of two versions of the workers, offered the same
+load by this checkout's producer); ``--port`` picks
 the server's port (default 5459).
 """
 
@@ -519,7 +520,9 @@ async def run_system(system: str, server: Server, args: argparse.Namespace) -> l
     outdir = Path(tempfile.mkdtemp(prefix=f"pressure-{system}-"))
     files = [outdir / f"w{i}" for i in range(WORKERS)]
     workers = [spawn("--worker", system, dsn, f, args.src) for f in files]
-    producer = spawn("--producer", system, dsn, outdir / "pushed", args.src)
+    # The producer runs this checkout's code with --src too: both sides of an A/B are
+    # offered the same load by the same producer.
+    producer = spawn("--producer", system, dsn, outdir / "pushed", None)
 
     def rate(value: float) -> None:
         assert producer.stdin is not None

@@ -183,17 +183,23 @@ WITH claimed AS (
     + JOB_COLUMNS
     + """
 )
-SELECT (SELECT exec_at FROM {s}.jobs
-        WHERE status = 'scheduled' AND exec_at >= :from AND task_name = ANY(:tasks::text[])
-        ORDER BY exec_at LIMIT 1) AS low, claimed.*
+SELECT least(
+    (SELECT min(exec_at) FROM claimed),
+    (SELECT min(exec_at) FROM {s}.jobs
+     WHERE status = 'scheduled' AND task_name = ANY(:tasks::text[]) AND exec_at >= :from
+       AND exec_at <= coalesce((SELECT min(exec_at) FROM claimed), :due))
+) AS low, claimed.*
 FROM (SELECT) AS one LEFT JOIN claimed ON true
 """
 )
 """Claim due rows (unclaimed, or whose lease expired) of these tasks, earliest first, from
 the cursor ``:from`` on (see :mod:`jobify.storage.postgres_cursor`); rows locked by a
-concurrent claim are skipped, never waited for. Every row returned carries ``low``, the
+concurrent claim are skipped, never waited for. Every row returned carries ``low``: the
 earliest live scheduled ``exec_at`` of these tasks at or after the cursor in the statement's
-snapshot (claimed rows included): where the next claim may start. With nothing claimed,
+snapshot (claimed rows included), or NULL when there is none up to ``:due``: where the next
+claim may start. It is read only up to the first row claimed (or ``:due``): a range that
+holds the rows in flight and the few finished since the last claim, never the backlog, so
+no plan the statistics may choose makes it read every waiting job. With nothing claimed,
 one row of NULL job columns carries it."""
 
 NEXT_CLAIMABLE = """
