@@ -1,8 +1,10 @@
 """The shared tier under pressure, side by side with procrastinate (a yardstick only), on a
 PostgreSQL server of its own (``initdb`` + ``pg_ctl`` in a temporary directory).
 
-Per system: 2 worker processes (concurrency 32 each), 1 ms jobs, a producer offering
-``RATE`` jobs/s for the whole run; consecutive cells of ``--phase`` seconds each:
+Per system: 2 worker processes (concurrency 32 each), 1 ms jobs, a producer process offering
+``RATE`` jobs/s for the whole run (jobify: one durable ``push()`` per job, as a web app
+does; procrastinate: one ``batch_defer_async`` per 10 ms tick, since one defer per job
+exhausts its connection pool at this rate); consecutive cells of ``--phase`` seconds each:
 
 - ``clean``: nothing else;
 - ``xmin``: a session elsewhere holds a transaction open (``BEGIN; SELECT txid_current()``: the
@@ -213,7 +215,13 @@ class Producer:
             else:
                 app, (work, _) = procrastinate_app(self.dsn)
                 async with app.open_async():
-                    await self._loop(lambda n, t: work.defer_async(n=n, pushed=t))
+                    # One batch per tick: one defer per job would need a pool connection
+                    # each (procrastinate's pool then times them out by the thousand).
+                    await self._loop(
+                        lambda jobs: work.batch_defer_async(
+                            *({"n": n, "pushed": t} for n, t in jobs)
+                        )
+                    )
         finally:
             self.file.close()
 
@@ -228,7 +236,7 @@ class Producer:
             return None
 
         async with app:
-            await self._loop(lambda n, t: work.push(n, t))
+            await self._loop(lambda jobs: asyncio.gather(*(work.push(n, t) for n, t in jobs)))
 
     def _command(self) -> None:
         line = sys.stdin.readline()
@@ -249,23 +257,24 @@ class Producer:
             now = time.perf_counter()
             owed += (now - last) * self.rate
             last = now
-            while owed >= 1:
-                owed -= 1
-                task = asyncio.ensure_future(self._push(push, n))
+            due = int(owed)
+            if due:
+                owed -= due
+                task = asyncio.ensure_future(self._push(push, range(n, n + due)))
                 pending.add(task)
                 task.add_done_callback(pending.discard)
-                n += 1
+                n += due
         await asyncio.gather(*pending, return_exceptions=True)
         self.file.write("stopped\n")
 
-    async def _push(self, push: Any, n: int) -> None:
+    async def _push(self, push: Any, numbers: range) -> None:
         at = time.time()
         try:
-            await push(n, at)
+            await push([(n, at) for n in numbers])
         except Exception:
-            self.file.write(f"failed {n}\n")
+            self.file.write("".join(f"failed {n}\n" for n in numbers))
             return
-        self.file.write(f"{n} {at:.6f}\n")
+        self.file.write("".join(f"{n} {at:.6f}\n" for n in numbers))
 
 
 def read_pushed(path: Path) -> tuple[list[float], int]:
