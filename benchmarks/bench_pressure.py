@@ -357,7 +357,7 @@ async def table_stats(dsn: str) -> tuple[int, int]:
         await conn.close()
 
 
-CLAIM_LIKE = {"jobify": "%SKIP LOCKED%", "procrastinate": "%procrastinate_fetch_job%"}
+CLAIM_LIKE = {"jobify": "%SET locked_by =%", "procrastinate": "%procrastinate_fetch_job%"}
 
 
 async def claim_buffers(dsn: str, system: str) -> float:

@@ -23,7 +23,7 @@ from types import MappingProxyType, TracebackType
 from typing import Any, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
-from jobify._arguments import ArgumentCodec
+from jobify._arguments import ArgumentCodec, register_task_types
 from jobify._commands import CommandApplier
 from jobify._config import JobifyConfiguration
 from jobify._context import ScopedState, State
@@ -217,6 +217,9 @@ class Jobify(_Registrar):
 
     def _connect_route(self, route: Route[Any, Any]) -> None:
         route.connect(NotStarted(self.configs.tz, self._clock))
+        # The classes a task's annotations name are the ones its stored jobs may rebuild;
+        # walked again at startup for annotations that could not be resolved yet.
+        register_task_types(self.configs.serializer, route.func)
 
     def _register(self, route: Route[Any, Any]) -> None:
         if route.options.cron is not None:
@@ -390,6 +393,7 @@ class Jobify(_Registrar):
             pools = Pools(self.configs.threadpool_executor, self.configs.processpool_executor)
             # Off the loop: waiting for a process pool's workers must not stall other tasks.
             stack.push_async_callback(asyncio.to_thread, pools.shutdown)
+            stack.callback(pools.cancel_thread_calls)  # unwinds first, on the loop
             tasks = self._compile(pools)
             for stop in self._middleware_shutdowns():
                 # Pushed before the scheduler's stop: running jobs are cancelled first, then
@@ -404,10 +408,13 @@ class Jobify(_Registrar):
                 codec = ArgumentCodec(
                     self.configs.serializer, self.configs.dumper, self.configs.loader
                 )
+                for task in tasks.values():
+                    register_task_types(self.configs.serializer, task.spec.func)
                 recorder = StoreRecorder(storage, codec)
                 if isinstance(storage, SharedStorage):
                     worker = self._shared_worker(storage, scheduler, recorder, codec, tasks)
                     storage.set_listener(worker)  # before startup: it starts listening
+                    storage.use_clock(self._clock)  # claims and leases on the app's time
                 await storage.startup()
                 stack.push_async_callback(storage.shutdown)
                 if worker is not None:

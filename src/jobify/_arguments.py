@@ -20,7 +20,7 @@ from jobify.exceptions import SerializationError
 from jobify.serializers.base import Serializer
 from jobify.typeadapter import Dumper, Loader
 
-__all__ = ["ArgumentCodec", "argument_hints"]
+__all__ = ["ArgumentCodec", "argument_hints", "register_task_types", "return_hint"]
 
 _EMPTY = inspect.Parameter.empty
 
@@ -54,6 +54,29 @@ def argument_hints(func: Callable[..., Any]) -> dict[str, Any]:
             hint = dict[str, hint]  # type: ignore[valid-type]
         hints[name] = hint
     return hints
+
+
+def return_hint(func: Callable[..., Any]) -> Any:
+    """The resolved return annotation of ``func`` (None when there is none or it cannot be
+    resolved)."""
+    try:
+        return typing.get_type_hints(func, include_extras=True).get("return")
+    except Exception:  # an unresolvable annotation: no hint
+        return None
+
+
+def register_task_types(serializer: Serializer, func: Callable[..., Any]) -> None:
+    """Tell a serializer that keeps a registry of rebuildable classes (``register_hints``,
+    as :class:`~jobify.serializers.ExtendedJSONSerializer` does) the classes ``func``'s
+    parameter and return annotations name: the values its jobs store and return."""
+    register = getattr(serializer, "register_hints", None)
+    if register is None:
+        return
+    try:
+        hints = [*argument_hints(func).values(), return_hint(func)]
+    except (TypeError, ValueError):  # a callable without an inspectable signature: no hints
+        return
+    register(hints)
 
 
 class ArgumentCodec:

@@ -25,7 +25,7 @@ from jobify._triggers import Cron, CronParser
 if TYPE_CHECKING:
     from jobify._task import TaskSpec
 
-__all__ = ["EntryControl", "JobEntry", "Outcome", "Recorder", "Task", "not_begun"]
+__all__ = ["EntryControl", "JobEntry", "Outcome", "OwnsWhole", "Recorder", "Task", "not_begun"]
 
 Outcome = tuple[JobStatus, Any, BaseException | None, int]
 """One execution's result: ``(status, value, exception, attempts)``."""
@@ -68,6 +68,27 @@ class Recorder(Protocol):
     async def finish(self, entry: JobEntry, status: str, outcome: Outcome | None) -> None:
         """Keep (or drop) the record of a cron job that ended for good, with ``status``."""
         ...
+
+    def holds(self, entry: JobEntry) -> bool:
+        """Whether a run (or a retry attempt) of the entry may start now without asking the
+        store. Always, for a store this process owns whole; for a shared store, while the
+        claim's lease is known to be fresh."""
+        ...
+
+    async def confirm(self, entry: JobEntry) -> bool:
+        """Ask the store whether the entry is still this process's (``holds`` was False: the
+        run starts late). False: it is not, and the run must not start."""
+        ...
+
+
+class OwnsWhole:
+    """The lease part of a recorder of a store this process owns whole: every run may start."""
+
+    def holds(self, entry: JobEntry) -> bool:
+        return True
+
+    async def confirm(self, entry: JobEntry) -> bool:
+        return True
 
 
 class EntryControl(Protocol):

@@ -22,7 +22,7 @@ from typing import Any
 
 from jobify._arguments import ArgumentCodec, argument_hints
 from jobify._builder import Bound
-from jobify._entry import JobEntry, Outcome, Recorder, Task
+from jobify._entry import JobEntry, Outcome, OwnsWhole, Recorder, Task
 from jobify._jobs import Job, JobStatus, attach, finish
 from jobify._triggerdoc import decode_trigger, encode_trigger
 from jobify._triggers import Cron, CronParser
@@ -40,7 +40,7 @@ __all__ = [
 log = logging.getLogger("jobify.persistence")
 
 
-class _NullRecorder:
+class _NullRecorder(OwnsWhole):
     """The recorder of a job that is not durable: nothing to write."""
 
     durable = False
@@ -138,7 +138,7 @@ def same_arguments(task: Task, a: Bound, b: Bound) -> bool:
         return False
 
 
-class StoreRecorder:
+class StoreRecorder(OwnsWhole):
     """Write-through of durable jobs to an embedded ``Storage``, and decoding for restore."""
 
     durable = True
@@ -213,16 +213,18 @@ class StoreRecorder:
         task = tasks.get(record.task_name)
         if task is None:
             raise Unrestorable(f"task {record.task_name!r} is not registered in this app")
+        # Stored data is untrusted: whatever decoding raises (SystemExit included, which no
+        # record may use to end the process) makes this one record unrestorable.
         try:
             stored = self.codec.decode(task.name, record.arguments, self._hints_for(task))
             doc = decode_trigger(record.trigger)
-        except (BaseJobifyError, ValueError, KeyError, TypeError) as exc:
-            raise Unrestorable(f"{exc}") from exc
+        except (Exception, SystemExit) as exc:
+            raise Unrestorable(_reason(exc)) from exc
         try:
             arguments = task.spec.bind((), stored)
-        except TypeError as exc:
+        except (Exception, SystemExit) as exc:
             raise Unrestorable(
-                f"its stored arguments no longer fit the task's signature ({exc})"
+                f"its stored arguments no longer fit the task's signature ({_reason(exc)})"
             ) from exc
         return Restored(
             record,
@@ -234,6 +236,13 @@ class StoreRecorder:
             doc.failures,
             doc.declared,
         )
+
+
+def _reason(exc: BaseException) -> str:
+    """The text of a decode failure: our own errors say what went wrong, others are named."""
+    if isinstance(exc, BaseJobifyError | ValueError | KeyError | TypeError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
 
 
 class OrphanSource:

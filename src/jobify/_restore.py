@@ -80,7 +80,11 @@ class Restorer:
             if record.status in (RecordStatus.PERMANENTLY_FAILED, RecordStatus.FINISHED):
                 ended[record.job_id] = found
                 continue
-            entry = self._restored_entry(found, recorder)
+            try:
+                entry = self._restored_entry(found, recorder)
+            except Exception as exc:  # e.g. a stored cron expression that does not parse
+                self._orphan(storage, record, f"{type(exc).__name__}: {exc}")
+                continue
             restored += 1
             if entry.cron is not None:
                 crons[record.job_id] = entry

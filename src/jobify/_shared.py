@@ -24,10 +24,10 @@ from dataclasses import replace
 from datetime import tzinfo
 from typing import Any
 
-from jobify._arguments import ArgumentCodec
+from jobify._arguments import ArgumentCodec, return_hint
 from jobify._entry import JobEntry, Outcome, Task
 from jobify._jobs import Job, JobStatus, attach, finish, resolve
-from jobify._records import StoreRecorder, Unrestorable
+from jobify._records import StoreRecorder
 from jobify._scheduler import Scheduler
 from jobify._triggerdoc import decode_trigger
 from jobify._triggers import CronParser
@@ -69,10 +69,7 @@ class ResultCodec:
     def _hint(self, task: Task) -> dict[str, Any]:
         hints = self._hints.get(task.name)
         if hints is None:
-            try:
-                annotation = typing.get_type_hints(task.spec.func).get("return")
-            except Exception:  # an unresolvable annotation: no hint
-                annotation = None
+            annotation = return_hint(task.spec.func)
             hints = self._hints[task.name] = {} if annotation is None else {"value": annotation}
         return hints
 
@@ -131,6 +128,12 @@ class SharedRecorder:
     async def save(self, entry: JobEntry) -> None:
         await self.storage.save(self.records.record(entry))
 
+    def holds(self, entry: JobEntry) -> bool:
+        return self.storage.holds(entry.job.id)
+
+    async def confirm(self, entry: JobEntry) -> bool:
+        return await self.storage.confirm(entry.job.id)
+
     async def progress(self, entry: JobEntry) -> None:
         # Committed with the completion: a save now would end this worker's claim.
         return None
@@ -148,6 +151,17 @@ class SharedRecorder:
     async def _complete(
         self, entry: JobEntry, record: JobRecord | None, result: ResultRecord | None
     ) -> bool:
+        if not self.storage.has_claim(entry.job.id):
+            # The claim was taken (the heartbeat said so) or could not be confirmed before a
+            # retry: the job is another worker's, or will be once the lease runs out. A
+            # completion must not land meanwhile (a failed outcome would end the job without
+            # the retries that worker will make).
+            log.warning(
+                "job %r: this worker's claim ended during the run; its outcome here is dropped",
+                entry.job.id,
+                extra={"job_id": entry.job.id, "task_name": entry.task.name},
+            )
+            return False
         try:
             applied = await self.storage.complete(entry.job.id, record, result)
         except StorageError as exc:
@@ -253,6 +267,12 @@ class RemoteSource:
                 value = self.worker.results.decode(self.task, result.value)
             except BaseJobifyError as error:
                 status, exc = JobStatus.FAILED, error
+            except (Exception, SystemExit) as error:  # a stored result is untrusted data
+                status = JobStatus.FAILED
+                exc = SerializationError(
+                    f"the result of job {self.record.job_id!r} cannot be decoded: "
+                    f"{type(error).__name__}: {error}"
+                )
         elif status is JobStatus.TIMEOUT:
             exc = JobTimeoutError(self.record.job_id, 0.0)
         elif status is not JobStatus.SUCCESS:
@@ -328,8 +348,9 @@ class SharedWorker(SharedListener):
             await asyncio.gather(*tasks, return_exceptions=True)
 
     def _spawn(self, coro: typing.Coroutine[Any, Any, Any]) -> None:
-        assert self._loop is not None
-        task = self._loop.create_task(coro)
+        # Notifications arrive from the moment the store listens, which is before start()
+        # (while the app declares its jobs): they run on the loop all the same.
+        task = asyncio.get_running_loop().create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -341,8 +362,11 @@ class SharedWorker(SharedListener):
         at = exec_at - HORIZON
         if at <= self.scheduler.clock():
             self._claim_soon()
-        elif self._timer is None or at < self._timer_at:
-            self._arm(at)
+        else:
+            # Only ever earlier: a claim under way may read the next claimable time from a
+            # snapshot taken before this job was committed, and must not move the timer
+            # past it.
+            self._arm_by(at)
 
     def on_job_changed(self, job_id: str) -> None:
         entry = self.scheduler.jobs.get(job_id)
@@ -442,6 +466,12 @@ class SharedWorker(SharedListener):
         self._timer_at = at
         self._timer = self._loop.call_later(delay, self._timer_fired)
 
+    def _arm_by(self, at: float) -> None:
+        """Make sure the timer fires at ``at`` at the latest (an earlier one stays: firing
+        early costs one claim that finds nothing; firing late loses a wake-up)."""
+        if self._timer is None or at < self._timer_at:
+            self._arm(at)
+
     def _timer_fired(self) -> None:
         self._timer = None
         self._claim_soon()
@@ -467,33 +497,52 @@ class SharedWorker(SharedListener):
                 self._arm(self.scheduler.clock() + delay)
                 return
             self._errors = 0
+            if self._again:
+                # A notification came while that read ran: its snapshot may predate the
+                # insert it announced (PostgreSQL notifies at COMMIT, the read may have
+                # started just before). Claim again rather than trust the read.
+                continue
             if nxt is None:
-                return  # nothing anywhere: the next notification wakes us
+                return  # nothing anywhere: the next notification (or heartbeat) wakes us
             at = nxt - HORIZON
             now = self.scheduler.clock()
             if at <= now:
                 # Due, yet not claimed: another worker's claim holds it this very moment, or
                 # its lease is about to end. Look again shortly.
                 at = now + BUSY_RETRY
-            self._arm(at)
+            self._arm_by(at)
             return
 
     def _own(self, record: JobRecord) -> None:
         try:
             found = self.records.decode(record, self.tasks)
-        except Unrestorable as exc:
-            log.error(
-                "claimed job %r of task %r cannot be run here: %s; this worker keeps it "
-                "claimed (so it does not bounce between workers) until it stops",
-                record.job_id,
-                record.task_name,
-                exc,
-                extra={"job_id": record.job_id, "task_name": record.task_name},
-            )
+            entry = found.entry(self.recorder, self._parser_for, self.tz)
+        except Exception as exc:  # Unrestorable, or e.g. a cron expression that fails
+            self._spawn(self._set_aside(record, exc))
             return
-        entry = found.entry(self.recorder, self._parser_for, self.tz)
         self.scheduler.add(entry)
         self.scheduler.arm(entry)
+
+    async def _set_aside(self, record: JobRecord, reason: BaseException) -> None:
+        """A claimed record this worker cannot decode is paused, which ends the claim: it
+        neither stays claimed by a worker that cannot run it nor bounces between workers.
+        Its data is left as it is; once its task or types are registered where it runs,
+        ``resume`` makes it claimable again."""
+        log.error(
+            "claimed job %r of task %r cannot be run here: %s; it is paused and left in the "
+            "store (register what it needs, then resume it: `jobify jobs resume %s`)",
+            record.job_id,
+            record.task_name,
+            reason,
+            record.job_id,
+            extra={"job_id": record.job_id, "task_name": record.task_name},
+        )
+        try:
+            await self.storage.complete(
+                record.job_id, replace(record, status=RecordStatus.PAUSED), None
+            )
+        except StorageError as exc:
+            log.warning("claimed job %r could not be paused: %s", record.job_id, exc)
 
     async def _recheck_claim(self, entry: JobEntry) -> None:
         """A job this worker claimed but has not started changed elsewhere."""

@@ -19,6 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from jobify._triggers import AnyMisfirePolicy, Cron, GracePolicy, MisfirePolicy
+from jobify._zones import zone_from_key
 
 __all__ = ["AT_TRIGGER", "TRIGGER_VERSION", "TriggerDoc", "decode_trigger", "encode_trigger"]
 
@@ -53,7 +54,8 @@ def _tz_key(tz: tzinfo | None) -> str | None:
 
 
 def _tz_from(key: str | None) -> tzinfo | None:
-    return None if key is None else ZoneInfo(key)
+    # A stored key is untrusted: looked up without importing (see jobify._zones).
+    return None if key is None else zone_from_key(key)
 
 
 def _policy_to_json(policy: AnyMisfirePolicy) -> Any:

@@ -106,7 +106,12 @@ async def test_every_connection_dropped_mid_run_is_survived(schema: str) -> None
         for _ in range(3):
             await asyncio.sleep(0.3)
             killed += await pgtest.terminate_backends(storage.application_name)
-        await asyncio.sleep(0.3)
+        # Work goes on after the drops: wait for it (a busy host writes slowly), not a while.
+        after = len(saved) + 100
+        deadline = time.monotonic() + 60
+        while len(saved) < after:
+            assert time.monotonic() < deadline, "writes did not go on after the drops"
+            await asyncio.sleep(0.01)
         stop.set()
         await asyncio.gather(*tasks)
         assert killed >= 6
@@ -117,8 +122,9 @@ async def test_every_connection_dropped_mid_run_is_survived(schema: str) -> None
         assert set(saved) <= rows
         assert not rows & set(completed)
         assert all(await asyncio.gather(*(storage.get_result(j) for j in completed)))
-        # Work went on after the drops: most writes succeeded, the LISTEN came back.
-        assert len(saved) > 100 and len(failures) < len(saved) / 4
+        # No write failed (a terminated backend rolled it back, so it was sent again); the
+        # LISTEN came back.
+        assert failures == []
         await asyncio.wait_for(heard.resynced.wait(), timeout=10)
         assert storage.listening
         await storage.save(JobRecord("final", "keep", 1.0, b"", b""))

@@ -10,6 +10,7 @@ An HTML action asks for confirmation: the page's script asks in the browser and 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
@@ -22,6 +23,7 @@ from jobify.dashboard._params import MAX_FORM_BYTES, BadRequestError, parse_form
 from jobify.dashboard._security import (
     FORM_MAX_AGE,
     SESSION_MAX_AGE,
+    LoginThrottle,
     bearer_token,
     cross_site_reason,
     tokens_equal,
@@ -48,6 +50,7 @@ class Actions:
 
     def __init__(self, web: Web) -> None:
         self.web = web
+        self.throttle = LoginThrottle(web.clock)
 
     def routes(self) -> list[Route]:
         return [
@@ -80,8 +83,14 @@ class Actions:
                     "'Authorization: Bearer TOKEN'",
                     headers={"WWW-Authenticate": 'Bearer realm="jobify"'},
                 )
+            address = _address(request)
+            wait = self.throttle.wait(address)
+            if wait:
+                return web.json_error(429, _TOO_MANY, headers={"Retry-After": _seconds(wait)})
             if not tokens_equal(given, expected):
+                self.throttle.failed(address, "API")
                 return web.json_error(403, "wrong token")
+            self.throttle.succeeded(address)
         try:
             result = await ACTIONS[action](await web.holder.get(), job_id)
         except Exception as exc:
@@ -196,7 +205,22 @@ class Actions:
             return web.error_page(
                 request, 403, "the login form has expired (CSRF check): reload it and try again"
             )
+        address = _address(request)
+        wait = self.throttle.wait(address)
+        if wait:
+            refused = web.page(
+                request,
+                "login.html",
+                "",
+                status_code=429,
+                next=target,
+                csrf_login=web.signer.sign("csrf"),
+                message=f"{_TOO_MANY.capitalize()} (try again in {_seconds(wait)} s).",
+            )
+            refused.headers["Retry-After"] = _seconds(wait)
+            return refused
         if not tokens_equal(form.get("token", ""), expected):
+            self.throttle.failed(address, "login form")
             return web.page(
                 request,
                 "login.html",
@@ -206,6 +230,7 @@ class Actions:
                 csrf_login=web.signer.sign("csrf"),
                 message="Wrong token.",
             )
+        self.throttle.succeeded(address)
         response = RedirectResponse(target, 303)
         response.set_cookie(
             SESSION_COOKIE,
@@ -232,6 +257,17 @@ class Actions:
         response = RedirectResponse(web.href(request)("/"), 303)
         response.delete_cookie(SESSION_COOKIE, path=web.cookie_path(request))
         return response
+
+
+_TOO_MANY = "too many wrong tokens from this address: wait before trying again"
+
+
+def _address(request: Request) -> str:
+    return request.client.host if request.client is not None else "unknown"
+
+
+def _seconds(wait: float) -> str:
+    return str(max(1, math.ceil(wait)))
 
 
 def _cross_site(request: Request) -> str | None:

@@ -13,6 +13,10 @@ The design (documented for users in ``docs/dashboard.md``):
   ``Host``): that covers scripts and forms on other sites even where no token is set.
 - **Host.** Served on a loopback address, only requests naming a loopback host are answered:
   a web page that points its own domain name at 127.0.0.1 (DNS rebinding) gets nothing.
+- **Wrong tokens.** After :data:`FREE_FAILURES` wrong tokens in a row from one client
+  address (login form or API), that address is refused for a delay that doubles with each
+  further wrong token (from one second up to :data:`MAX_DELAY`), whatever it sends; each
+  wrong token is logged. A right token clears the count.
 - **Headers.** A strict Content-Security-Policy (no inline script or style, nothing from
   elsewhere, no framing), ``X-Content-Type-Options: nosniff``, ``Referrer-Policy``,
   ``Cache-Control: no-store`` on every response.
@@ -26,16 +30,21 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import logging
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Collection
 from urllib.parse import urlsplit
 
 __all__ = [
     "FORM_MAX_AGE",
+    "FREE_FAILURES",
     "LOOPBACK_HOSTS",
+    "MAX_DELAY",
     "SESSION_MAX_AGE",
     "TOKEN_ENV",
+    "LoginThrottle",
     "Signer",
     "bearer_token",
     "cross_site_reason",
@@ -53,6 +62,14 @@ FORM_MAX_AGE = 12 * 3600
 """Seconds a form's CSRF token stays valid (a page left open for a working day)."""
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 """Host names a dashboard served on a loopback address answers to."""
+
+FREE_FAILURES = 3
+"""Wrong tokens in a row an address may send before it has to wait."""
+MAX_DELAY = 300.0
+"""The longest wait, in seconds, after wrong tokens."""
+_TRACKED = 10_000  # addresses remembered at most (the oldest are forgotten first)
+
+log = logging.getLogger("jobify.dashboard")
 
 _UNSAFE_SITES = frozenset({"cross-site", "same-site"})
 
@@ -101,6 +118,49 @@ class Signer:
         if not -60 <= age <= max_age:  # a little clock skew between processes is fine
             return False
         return tokens_equal(mac, self._mac(purpose, binding, issued, nonce))
+
+
+class LoginThrottle:
+    """Wrong tokens per client address, and how long each address must wait.
+
+    ``clock`` gives epoch seconds; nothing sleeps: a request that comes too early is refused
+    (the caller answers 429 with ``Retry-After``), so a guessing client gets one try per
+    delay and the server holds no connection open for it.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        # address -> (wrong tokens in a row, refused until)
+        self._failures: OrderedDict[str, tuple[int, float]] = OrderedDict()
+
+    def wait(self, address: str) -> float:
+        """Seconds ``address`` must still wait before its token is checked (0: go ahead)."""
+        found = self._failures.get(address)
+        return 0.0 if found is None else max(0.0, found[1] - self._clock())
+
+    def failed(self, address: str, where: str) -> None:
+        """``address`` sent a wrong token (to ``where``): count it, log it."""
+        count = self._failures.pop(address, (0, 0.0))[0] + 1
+        delay = (
+            0.0 if count <= FREE_FAILURES else min(MAX_DELAY, 2.0 ** (count - 1 - FREE_FAILURES))
+        )
+        self._failures[address] = (count, self._clock() + delay)
+        while len(self._failures) > _TRACKED:
+            self._failures.popitem(last=False)
+        if delay:
+            log.warning(
+                "dashboard: wrong token from %s (%s), %d in a row; its next try is refused "
+                "for %.0f s",
+                address,
+                where,
+                count,
+                delay,
+            )
+        else:
+            log.warning("dashboard: wrong token from %s (%s)", address, where)
+
+    def succeeded(self, address: str) -> None:
+        self._failures.pop(address, None)
 
 
 def bearer_token(authorization: str | None) -> str | None:

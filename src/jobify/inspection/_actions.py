@@ -64,7 +64,7 @@ def precheck(record: JobRecord, action: str, orphaned: bool | None) -> str | Non
             )
         try:
             decode_trigger(record.trigger)
-        except (ValueError, KeyError, TypeError) as exc:
+        except Exception as exc:  # stored data: any failure is a refusal, never a crash
             raise ActionRefusedError(
                 f"{job} cannot run: its trigger cannot be read ({safe_text(str(exc))})"
             ) from None

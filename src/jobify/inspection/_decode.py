@@ -16,7 +16,7 @@ from typing import Any
 from jobify._triggerdoc import TriggerDoc, decode_trigger
 from jobify._triggers import GracePolicy
 from jobify.crontab import create_crontab
-from jobify.exceptions import CronExhaustedError, CronParseError
+from jobify.exceptions import CronExhaustedError
 from jobify.inspection._model import ArgumentsInfo, CronInfo, JobInfo, RunInfo, TaskInfo
 from jobify.serializers.base import Serializer
 from jobify.storage.base import JobRecord, RecordStatus, RunRecord, TaskRecord
@@ -73,14 +73,19 @@ def decode_arguments(raw: bytes, serializer: Serializer | None) -> ArgumentsInfo
     if serializer is not None:
         try:
             values = serializer.loadb(raw)
-        except Exception as exc:  # any serializer, any failure: show the raw form instead
+        except (Exception, SystemExit) as exc:  # any failure of untrusted data: show it raw
             error = f"{type(exc).__name__}: {exc}"
         else:
             if isinstance(values, Mapping):
-                summary = ", ".join(f"{safe_text(str(k))}={v!r}" for k, v in values.items())
-                summary = summary or "(no arguments)"
-                return ArgumentsInfo(raw, dict(values), _cut(safe_text(summary)))
-            error = f"decoded to a {type(values).__name__}, not a mapping of arguments"
+                try:
+                    summary = ", ".join(f"{safe_text(str(k))}={v!r}" for k, v in values.items())
+                except Exception as exc:  # a value's repr fails (or recurses too deeply)
+                    error = f"{type(exc).__name__}: {exc}"
+                else:
+                    summary = summary or "(no arguments)"
+                    return ArgumentsInfo(raw, dict(values), _cut(safe_text(summary)))
+            else:
+                error = f"decoded to a {type(values).__name__}, not a mapping of arguments"
     else:
         error = "no serializer given"
     return ArgumentsInfo(raw, None, _raw_summary(raw), error)
@@ -136,7 +141,7 @@ def job_info(
     trigger_error: str | None = None
     try:
         doc = decode_trigger(record.trigger)
-    except (ValueError, KeyError, TypeError) as exc:
+    except Exception as exc:  # stored data: whatever it raises is shown, not raised
         trigger_error = safe_text(f"{type(exc).__name__}: {exc}")
     kind: Any = "unreadable" if doc is None else ("once" if doc.cron is None else "cron")
     return JobInfo(
@@ -162,7 +167,7 @@ def next_fires(record: JobRecord, count: int, now: float) -> tuple[datetime, ...
         return ()
     try:
         doc = decode_trigger(record.trigger)
-    except (ValueError, KeyError, TypeError):
+    except Exception:
         return ()
     cron = doc.cron
     if cron is None:
@@ -183,7 +188,7 @@ def next_fires(record: JobRecord, count: int, now: float) -> tuple[datetime, ...
             fires.append(parser.next_run(now=fires[-1]))
     except CronExhaustedError:
         pass
-    except CronParseError:
+    except Exception:  # CronParseError, or anything else a stored expression provokes
         return ()
     return tuple(fires)
 

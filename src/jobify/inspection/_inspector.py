@@ -96,9 +96,10 @@ class Inspector:
     when a job must be edited while no app runs. ``name`` describes the store in messages.
 
     ``serializer`` decodes job arguments for display: by default the app's default
-    (:class:`~jobify.serializers.ExtendedJSONSerializer`, which may import the modules that
-    define dataclass or enum arguments, as the app would); give the app's own serializer if it
-    uses another, or None to show arguments as stored. ``command_timeout`` bounds, in seconds,
+    (:class:`~jobify.serializers.ExtendedJSONSerializer` with nothing registered: it imports
+    nothing, and arguments that hold classes are shown as stored); give the app's own
+    serializer (with the classes it registers) to see those decoded, or None to show every
+    argument as stored. ``command_timeout`` bounds, in seconds,
     how long an action waits for a running app to answer. ``clock`` returns UTC epoch
     seconds ("now" for run-now and next-fire computations).
 

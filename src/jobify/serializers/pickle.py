@@ -17,8 +17,8 @@ class UnsafePickleSerializer:
     callables that are imported and called while loading. Anyone who can write to the job store
     (the SQLite file, the PostgreSQL table, a backup being restored) can therefore run any code
     in every process that restores jobs from it. Use it only when the store is as trusted as
-    your code; prefer :class:`~jobify.serializers.ExtendedJSONSerializer`, which only ever
-    reconstructs dataclasses, NamedTuples and Enums.
+    your code; prefer :class:`~jobify.serializers.ExtendedJSONSerializer`, which imports nothing
+    and only rebuilds the classes in its registry.
 
     Pickle also ties stored jobs to your code's layout: renaming or moving a class makes old
     records undecodable (reported as :class:`~jobify.exceptions.SerializationError`).

@@ -431,7 +431,9 @@ class SharedListener(abc.ABC):
 
     @abc.abstractmethod
     def on_new_job(self, exec_at: float) -> None:
-        """A job was inserted or rescheduled; it becomes claimable at ``exec_at``."""
+        """A job was inserted or rescheduled; it becomes claimable at ``exec_at``. The lease
+        heartbeat also calls it with the earliest claimable time it read, so that a
+        notification that never arrived delays a job by one heartbeat period at most."""
 
     @abc.abstractmethod
     def on_job_changed(self, job_id: str) -> None:
@@ -483,6 +485,28 @@ class SharedStorage(Storage):
         """Claim up to ``limit`` jobs of ``task_names`` that are due by ``now + horizon``
         and unclaimed (or whose lease expired), in one statement (``FOR UPDATE SKIP
         LOCKED``); return them. Paused and finished records are never claimed."""
+
+    @abc.abstractmethod
+    def use_clock(self, clock: Callable[[], float]) -> None:
+        """Read "now" (epoch seconds) from ``clock``, the app's clock, for due times and
+        leases (set before ``startup()``)."""
+
+    @abc.abstractmethod
+    def has_claim(self, job_id: str) -> bool:
+        """Whether this worker still holds its claim of ``job_id`` as far as it knows: claimed,
+        and not completed, released, reported taken by the heartbeat, or let go by
+        :meth:`confirm`. A completion is only sent for a claim it still has."""
+
+    @abc.abstractmethod
+    def holds(self, job_id: str) -> bool:
+        """Whether this worker may start a run of a claimed job now without asking the
+        store: its lease, as last renewed, still runs for a good part of its length."""
+
+    @abc.abstractmethod
+    async def confirm(self, job_id: str) -> bool:
+        """Ask the store whether the claim of ``job_id`` is still this worker's, renewing
+        it if so (called when :meth:`holds` is False: a run that starts late). False means
+        the claim is gone (or could not be confirmed) and the run must not start."""
 
     @abc.abstractmethod
     async def next_claimable(self, task_names: Collection[str]) -> float | None:

@@ -23,6 +23,7 @@ __all__ = [
     "check_action",
     "check_command_id",
     "check_command_result",
+    "check_file_mode",
     "check_history_query",
     "check_job_id",
     "check_job_query",
@@ -201,3 +202,15 @@ def clean_text(text: str) -> str:
     if is_storable_text(text):
         return text
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def check_file_mode(mode: object) -> None:
+    """A mode for the files a store creates: read and write for the owner at least, and no
+    bits other than read/write (no execute, no set-id)."""
+    if isinstance(mode, bool) or not isinstance(mode, int):
+        raise TypeError(f"file_mode must be an int such as 0o600, got {mode!r}")
+    if mode & ~0o666 or mode & 0o600 != 0o600:
+        raise ValueError(
+            "file_mode must give its owner read and write, and only read/write bits to "
+            f"anyone (e.g. 0o600, 0o660), got {oct(mode)}"
+        )

@@ -20,6 +20,8 @@ from asyncio import AbstractEventLoop, Handle, TimerHandle
 from collections.abc import Callable
 from typing import Literal
 
+from jobify.storage.filelock import PRIVATE, open_created
+
 __all__ = ["POLL_INTERVAL", "CommandWatcher", "touch"]
 
 logger = logging.getLogger("jobify.storage")
@@ -40,17 +42,18 @@ _EVENT = struct.Struct("iIII")  # wd, mask, cookie, len (then len bytes of name)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)  # absent on Windows
 
 
-def touch(path: str) -> None:
-    """Inspector side: mark the sidecar changed (created if absent), waking the owner."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | _CLOEXEC, 0o666)
+def touch(path: str, mode: int = PRIVATE) -> None:
+    """Inspector side: mark the sidecar changed (created with ``mode`` if absent), waking
+    the owner."""
+    fd = open_created(path, os.O_WRONLY | _CLOEXEC, mode)
     try:
         os.utime(fd if os.utime in os.supports_fd else path)
     finally:
         os.close(fd)
 
 
-def _ensure(path: str) -> None:
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | _CLOEXEC, 0o666))
+def _ensure(path: str, mode: int) -> None:
+    os.close(open_created(path, os.O_WRONLY | _CLOEXEC, mode))
 
 
 class _Inotify:
@@ -105,8 +108,10 @@ class CommandWatcher:
         wake: Callable[[], None],
         *,
         use_inotify: bool = True,
+        file_mode: int = PRIVATE,
     ) -> None:
         self.path = path
+        self.file_mode = file_mode
         self._loop = loop
         self._wake = wake
         self._use_inotify = use_inotify
@@ -120,7 +125,7 @@ class CommandWatcher:
     def start(self) -> None:
         """Create the sidecar and start watching it. Raises ``OSError`` when the sidecar
         cannot be created."""
-        _ensure(self.path)
+        _ensure(self.path, self.file_mode)
         if self._use_inotify:
             try:
                 self._start_inotify()
@@ -181,7 +186,7 @@ class CommandWatcher:
         calls = _libc_inotify()
         calls.rm_watch(self._fd, self._wd)  # fails harmlessly when already gone
         try:
-            _ensure(self.path)
+            _ensure(self.path, self.file_mode)
             self._wd = _check(
                 calls.add_watch(self._fd, os.fsencode(self.path), _MASK), "inotify_add_watch"
             )

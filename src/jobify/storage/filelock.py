@@ -27,12 +27,14 @@ if sys.platform != "win32":
     import fcntl
 
 __all__ = [
+    "PRIVATE",
     "FileKey",
     "OwnerLock",
     "OwnerProbe",
     "close_descriptor",
     "connection_closed",
     "connection_opened",
+    "open_created",
 ]
 
 FileKey = tuple[int, int]
@@ -85,6 +87,27 @@ def _key(fd: int) -> FileKey:
     return info.st_dev, info.st_ino
 
 
+PRIVATE = 0o600
+"""The mode of every file a store creates, unless told otherwise: a job's arguments often
+hold addresses and tokens, which other local users must not read."""
+
+
+def open_created(path: str, flags: int, mode: int) -> int:
+    """``os.open(path, flags | O_CREAT)``, where a file this call creates gets exactly ``mode``
+    whatever the umask (which could only narrow it; ``mode`` may be wider, e.g. 0o660 for a
+    group). A file that exists keeps its mode."""
+    try:
+        fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        return os.open(path, flags)
+    try:
+        if os.chmod in os.supports_fd:
+            os.chmod(fd, mode)
+    except OSError:
+        pass  # e.g. a filesystem without modes: what the umask left stays
+    return fd
+
+
 class OwnerLock:
     """An exclusive, non-blocking ``flock`` on the database file: one running app per file.
 
@@ -95,9 +118,10 @@ class OwnerLock:
     is emptied on release and never deleted.
     """
 
-    def __init__(self, database: str, path: str) -> None:
+    def __init__(self, database: str, path: str, mode: int = PRIVATE) -> None:
         self.database = database
         self.path = path
+        self.mode = mode
         self.pid_path = path + ".lock"
         self.key: FileKey | None = None
         self._fd: int | None = None
@@ -106,7 +130,7 @@ class OwnerLock:
     def acquire(self) -> None:
         """Take the lock or raise :class:`StorageLockedError` naming the holder's pid."""
         try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | _CLOEXEC, 0o644)
+            fd = open_created(self.path, os.O_RDWR | _CLOEXEC, self.mode)
         except OSError as exc:
             raise StorageError(
                 f"cannot open or create the SQLite database {self.database!r}: "
@@ -163,7 +187,7 @@ class OwnerLock:
         )
 
     def _write_pid(self, text: str) -> None:
-        fd = os.open(self.pid_path, os.O_RDWR | os.O_CREAT | _CLOEXEC, 0o644)
+        fd = open_created(self.pid_path, os.O_RDWR | _CLOEXEC, self.mode)
         try:
             os.ftruncate(fd, 0)
             if text:

@@ -7,7 +7,11 @@ How a worker uses it (the semantics are those of :class:`~jobify.storage.base.Sh
   row, and neither waits for the other. A claim sets ``locked_by`` (:attr:`worker_id`) and
   ``locked_until`` (now + ``lease``).
 - One background heartbeat per storage renews every lease it holds, every ``lease / 3``
-  seconds, in one statement; it runs only while the worker holds claims.
+  seconds, in one statement that also says which claims were taken over and reads the
+  earliest claimable time (handed to the listener as if it were a notification: a lost
+  notification delays a job by one period at most). Each attempt is bounded (a heartbeat
+  that cannot complete leaves the claims in place and is tried again at once); only a row
+  that is gone or held by another worker ends a claim.
 - :meth:`PostgresStorage.complete` is group-committed: the completions of many jobs, the
   saves and deletes issued meanwhile, results and run records all go out as ONE statement
   per batch, guarded by ``locked_by``.
@@ -18,7 +22,8 @@ How a worker uses it (the semantics are those of :class:`~jobify.storage.base.Sh
 Between events the storage sends nothing but that heartbeat: no polling.
 
 Times (``exec_at``, leases) are compared with the local clock of the process that runs the
-statement (``time.time()``), so hosts must keep their clocks in sync (NTP). A live worker's
+statement (the app's clock, :meth:`PostgresStorage.use_clock`; ``time.time()`` by default),
+so hosts must keep their clocks in sync (NTP). A live worker's
 lease always runs at least ``2/3 * lease`` ahead of its clock, so a skew smaller than that
 never lets another worker take a live claim.
 """
@@ -32,7 +37,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -58,6 +63,7 @@ from jobify.storage.postgres_batch import Batch, GroupCommit
 from jobify.storage.postgres_connection import (
     Target,
     driver,
+    is_unsent,
     map_error,
     migrate,
     quote_schema,
@@ -65,7 +71,8 @@ from jobify.storage.postgres_connection import (
     validate_schema,
 )
 from jobify.storage.postgres_cursor import ClaimCursor, CursorListener
-from jobify.storage.postgres_listen import Notifications
+from jobify.storage.postgres_leases import PostgresLeases
+from jobify.storage.postgres_listen import Notifications, listening_connection
 from jobify.storage.postgres_reads import PostgresReads
 from jobify.storage.postgres_results import ResultReads
 from jobify.storage.sql import postgres as sql
@@ -113,7 +120,7 @@ async def _keep_session(_conn: object) -> None:
     no reset query (asyncpg's default costs one round trip per use)."""
 
 
-class PostgresStorage(PostgresReads, SharedStorage):
+class PostgresStorage(PostgresReads, PostgresLeases, SharedStorage):
     """Jobs in a PostgreSQL schema shared by many workers, on ``asyncpg`` (extra ``postgres``).
 
     ``dsn`` is a ``postgresql://user:password@host:port/database`` URI. Every table lives in
@@ -172,9 +179,12 @@ class PostgresStorage(PostgresReads, SharedStorage):
         self._listener: SharedListener | None = None
         self._notifications: Notifications | None = None
         self._commit: GroupCommit | None = None
-        self._held: set[str] = set()
+        self._held: dict[str, float] = {}
+        """Job id -> when its lease ends, by this clock, as of the last renewal sent."""
+        self._tasks: list[str] = []
+        """The task names of the last claim: what the heartbeat looks for."""
+        self._clock: Callable[[], float] = time.time
         self._claimed_ever = False
-        self._has_claims = asyncio.Event()
         self._heartbeat: asyncio.Task[None] | None = None
         self._closed: asyncio.Future[None] | None = None
         # Where the last prune of results / of the history stopped (see the statements),
@@ -198,6 +208,11 @@ class PostgresStorage(PostgresReads, SharedStorage):
     def held(self) -> frozenset[str]:
         """Ids of the jobs this worker has claimed and not yet completed or released."""
         return frozenset(self._held)
+
+    def use_clock(self, clock: Callable[[], float]) -> None:
+        """Compare times with ``clock`` (epoch seconds; the app's clock) instead of
+        ``time.time()``: due times, leases and result retention all read it."""
+        self._clock = clock
 
     @property
     def claim_cursor(self) -> float:
@@ -256,6 +271,7 @@ class PostgresStorage(PostgresReads, SharedStorage):
             raise
         self._commit = GroupCommit(loop, self._execute_batch, self._forget, str(self._target))
         self._held.clear()
+        self._tasks = []
         self._claimed_ever = False
         self._closed = None
         self._state = "running" if create else "inspecting"
@@ -359,6 +375,7 @@ class PostgresStorage(PostgresReads, SharedStorage):
             self._dsn,
             timeout=self.connect_timeout,
             server_settings={"application_name": self.application_name},
+            connection_class=listening_connection(),
         )
 
     # -- plumbing -------------------------------------------------------------------------
@@ -394,10 +411,12 @@ class PostgresStorage(PostgresReads, SharedStorage):
         *,
         idempotent: bool,
         patience: float | None = None,
+        timeout: float | None = None,
     ) -> Any:
         """Run a statement through the pool (``fetch``/``fetchrow``/``fetchval``/
         ``execute``), retrying for up to ``patience`` (default ``retry_timeout``) seconds
-        while the server is away."""
+        while the server is away; ``timeout`` bounds each attempt, the wait for a pooled
+        connection included (the statement is cancelled on the server when it passes)."""
         text, names = self._sql(template)
         args = [values[name] for name in names]
         pool = self._pool
@@ -405,7 +424,15 @@ class PostgresStorage(PostgresReads, SharedStorage):
         async def call() -> Any:
             if pool is None:
                 raise StorageError(f"{self!r} is shut down")
-            return await getattr(pool, method)(text, *args)
+            async with pool.acquire(timeout=timeout) as conn:
+                try:
+                    return await getattr(conn, method)(text, *args, timeout=timeout)
+                except Exception as exc:
+                    if is_unsent(exc):
+                        # Its backend is gone (see is_unsent): close it now, so that the
+                        # pool opens a new connection instead of handing this one out again.
+                        conn.terminate()
+                    raise
 
         return await retrying(
             call,
@@ -485,7 +512,7 @@ class PostgresStorage(PostgresReads, SharedStorage):
     async def _execute_batch(self, batch: Batch) -> list[str]:
         parts = batch.parts()
         values = batch.arguments()
-        now = time.time()
+        now = self._clock()
         self._reset_floors(now)
         if "results" in parts:
             # Expired results are pruned in passing, by each batch that writes results, up to
@@ -498,8 +525,12 @@ class PostgresStorage(PostgresReads, SharedStorage):
                 res_limit=2 * len(values["res_ids"]) + 16,
             )
         values.update(worker=self.worker_id, channel=self.channel)
+        # Sent again even when a lost connection leaves its outcome unknown: every write in
+        # it is keyed by job id (an upsert or delete lands the same twice; a guarded
+        # completion that did land finds its claim gone and changes nothing; expired results
+        # are deleted once), so a push is not failed for a commit that may well have happened.
         row = await self._run(
-            "fetchrow", sql.batch_statement(parts), values, "committing writes", idempotent=False
+            "fetchrow", sql.batch_statement(parts), values, "committing writes", idempotent=True
         )
         if "prune" in parts and row["pruned_upto"] is not None:
             self._results_floor = float(row["pruned_upto"])
@@ -512,7 +543,8 @@ class PostgresStorage(PostgresReads, SharedStorage):
         return list(row["completed"])
 
     def _forget(self, job_ids: Sequence[str]) -> None:
-        self._held.difference_update(job_ids)
+        for job_id in job_ids:
+            self._held.pop(job_id, None)
 
     # -- worker calls ---------------------------------------------------------------------
 
@@ -525,7 +557,8 @@ class PostgresStorage(PostgresReads, SharedStorage):
         self._check(owner=True)
         if limit <= 0 or not task_names:
             return []
-        now = time.time()
+        self._tasks = list(task_names)
+        now = self._clock()
         start, watch = self._cursor.begin(task_names, valid=self.listening)
         values = {
             "worker": self.worker_id,
@@ -550,9 +583,10 @@ class PostgresStorage(PostgresReads, SharedStorage):
             key=lambda r: r.exec_at,
         )
         if records:
-            self._held.update(record.job_id for record in records)
+            until = now + self.lease
+            for record in records:
+                self._held[record.job_id] = until
             self._claimed_ever = True
-            self._has_claims.set()
         return records
 
     async def next_claimable(self, task_names: Collection[str]) -> float | None:
@@ -612,29 +646,8 @@ class PostgresStorage(PostgresReads, SharedStorage):
         if job_ids is None:
             self._held.clear()
         else:
-            self._held.difference_update(job_ids)
-
-    async def _heartbeat_loop(self) -> None:
-        period = self.lease / 3
-        while True:
-            await self._has_claims.wait()
-            await asyncio.sleep(period)
-            ids = list(self._held)
-            if not ids:
-                self._has_claims.clear()
-                continue
-            values = {"worker": self.worker_id, "until": time.time() + self.lease, "ids": ids}
-            try:
-                await self._run(
-                    "execute",
-                    sql.HEARTBEAT,
-                    values,
-                    "renewing leases",
-                    idempotent=True,
-                    patience=period,
-                )
-            except StorageError as exc:
-                logger.warning("lease heartbeat failed (leases expire in %.1f s): %s", period, exc)
+            for job_id in job_ids:
+                self._held.pop(job_id, None)
 
     # -- owner maintenance ----------------------------------------------------------------
 
@@ -644,7 +657,7 @@ class PostgresStorage(PostgresReads, SharedStorage):
         check_prune(before, keep)
         self._check(owner=True)
         await self._commit_().drain()  # it applies to the runs queued before it
-        self._reset_floors(time.time())
+        self._reset_floors(self._clock())
         total = 0
         while True:
             # In steps of PRUNE_STEP rows, each its own short statement: no burst of deletes

@@ -203,6 +203,13 @@ class GroupCommit:
         if self._inflight_batch is not None:
             await self.wait(self._inflight_batch)
 
+    def completing(self, job_id: str) -> bool:
+        """Whether a completion of ``job_id`` is queued or in flight."""
+        inflight = self._inflight_batch
+        if inflight is not None and job_id in inflight.completions:
+            return True
+        return any(job_id in batch.completions for batch in self._queue)
+
     @property
     def idle(self) -> bool:
         """Nothing queued and nothing in flight."""

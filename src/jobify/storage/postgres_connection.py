@@ -31,6 +31,7 @@ __all__ = [
     "Target",
     "driver",
     "is_retryable",
+    "is_unsent",
     "map_error",
     "migrate",
     "quote_schema",
@@ -139,9 +140,23 @@ def _sqlstate(exc: BaseException) -> str | None:
     return state if isinstance(state, str) else None
 
 
+def is_unsent(exc: BaseException) -> bool:
+    """Whether ``exc`` says the statement was never sent because the connection is in the
+    middle of something else. asyncpg raises it when a backend that sat idle in the pool was
+    terminated: the server's FATAL has been read (the protocol waits for a sync that never
+    comes) but the close has not, so the connection still looks open. Nothing was sent; the
+    connection is dead and must not be used again."""
+    pg = driver()
+    return isinstance(exc, pg.exceptions.InternalClientError) and str(exc).startswith(
+        "cannot switch to state"
+    )
+
+
 def is_retryable(exc: BaseException, *, idempotent: bool) -> bool:
     """Whether a statement that failed with ``exc`` may be sent again (see module doc)."""
     pg = driver()
+    if is_unsent(exc):
+        return True
     if isinstance(exc, OSError | TimeoutError):
         # Refused, unreachable or timed out while connecting (nothing sent), or a socket
         # error mid-statement (outcome unknown).
@@ -212,6 +227,8 @@ async def retrying(
         except Exception as exc:
             if not is_retryable(exc, idempotent=idempotent) or time.monotonic() >= deadline:
                 raise map_error(exc, target, doing) from exc
+            if is_unsent(exc):
+                continue  # nothing was sent and that connection is closed: at once, quietly
             logger.warning(
                 "PostgreSQL at %s: %s failed (%s); retrying in %.2f s",
                 target,

@@ -6,6 +6,13 @@ query after the ``LISTEN``. When the connection drops (server restart, a termina
 a network error), it reconnects with back-off and then calls ``on_resync()``: notifications
 sent while it was away are lost, so the worker must re-read what it derived from them.
 
+A connection that dies with a word from the server (a terminated backend, a shutdown) is
+noticed at once. One that goes silent (a peer host that vanished, a NAT or firewall that
+forgot the flow) would be noticed by nothing, since this connection never sends: its socket
+keeps TCP alive with probes after 1 s of silence, 1 s apart, and gives up on the first one
+unanswered, so a silent drop is noticed within about 2 s (the kernel does it; PostgreSQL
+sees no query).
+
 LISTEN needs a session: the connection must reach PostgreSQL directly or through a pooler in
 *session* mode. A transaction-mode pooler (PgBouncer ``pool_mode = transaction``) hands the
 session to other clients between transactions, and notifications never arrive.
@@ -22,20 +29,51 @@ Payloads (text, first character is the kind):
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from jobify.storage.base import SharedListener
-from jobify.storage.postgres_connection import Target, map_error
+from jobify.storage.postgres_connection import Target, driver, map_error
 
-__all__ = ["Notifications", "dispatch"]
+__all__ = ["KEEPALIVE", "Notifications", "dispatch", "keep_alive", "listening_connection"]
 
 logger = logging.getLogger("jobify.storage")
 
 _BACKOFF_START = 0.05
 _BACKOFF_MAX = 5.0
+
+KEEPALIVE = {"TCP_KEEPIDLE": 1, "TCP_KEEPINTVL": 1, "TCP_KEEPCNT": 1, "TCP_USER_TIMEOUT": 1000}
+"""TCP options of the LISTEN socket (seconds; the user timeout in ms), where the platform
+has them: probe after 1 s of silence, give up on the first probe left unanswered."""
+
+
+def keep_alive(sock: Any) -> None:
+    """Turn TCP keepalive on for ``sock`` with :data:`KEEPALIVE` (TCP sockets only)."""
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return  # a Unix socket: the server is on this host, its death closes the socket
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in KEEPALIVE.items():
+        option = getattr(socket, name, None)
+        if option is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, option, value)
+
+
+@functools.cache
+def listening_connection() -> type[Any]:
+    """asyncpg's Connection whose socket keeps TCP alive (made on first use: asyncpg is an
+    optional dependency)."""
+    base: type[Any] = driver().Connection
+
+    class KeptAlive(base):  # type: ignore[misc]
+        def __init__(self, protocol: Any, transport: Any, *args: Any, **kwargs: Any) -> None:
+            super().__init__(protocol, transport, *args, **kwargs)
+            keep_alive(transport.get_extra_info("socket"))
+
+    return KeptAlive
 
 
 def dispatch(listener: SharedListener, payload: str) -> None:

@@ -1,6 +1,7 @@
 """The reads of :class:`~jobify.storage.PostgresStorage` (allowed to workers and inspectors).
 
-A mixin: it needs only :meth:`_check` and :meth:`_run` of the storage, which it declares.
+A mixin: it needs only :meth:`_check`, :meth:`_run` and the clock of the storage, which it
+declares.
 Inspection queries are assembled from named filters (one statement text per combination of
 filters present), so each combination gets a plan that uses its index instead of one
 generic plan full of ``$n IS NULL OR ...`` tests.
@@ -8,7 +9,7 @@ generic plan full of ``$n IS NULL OR ...`` tests.
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from typing import Any
 
 from jobify.storage.base import (
@@ -31,6 +32,7 @@ class PostgresReads:
 
     results_ttl: float
     _result_reads: ResultReads
+    _clock: Callable[[], float]
 
     def _check(self, *, owner: bool = False) -> None:
         raise NotImplementedError
@@ -119,7 +121,7 @@ class PostgresReads:
         rows = await self._run(
             "fetch",
             sql.GET_RESULTS,
-            {"ids": job_ids, "oldest": time.time() - self.results_ttl},
+            {"ids": job_ids, "oldest": self._clock() - self.results_ttl},
             "reading a result",
             idempotent=True,
         )

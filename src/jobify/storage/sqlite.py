@@ -40,6 +40,7 @@ from jobify.storage.checks import (
     check_action,
     check_command_id,
     check_command_result,
+    check_file_mode,
     check_history_query,
     check_job_id,
     check_job_query,
@@ -49,6 +50,7 @@ from jobify.storage.checks import (
     check_tasks,
 )
 from jobify.storage.commandwatch import CommandWatcher
+from jobify.storage.filelock import PRIVATE
 from jobify.storage.sql import sqlite as sql
 from jobify.storage.sqlite_commit import (
     COMMAND,
@@ -99,6 +101,9 @@ class SQLiteStorage(Storage, CommandChannel):
     :class:`~jobify.exceptions.StorageError` (and an ERROR log) instead of vanishing.
     Several workers on one job store need ``PostgresStorage``.
 
+    Files (the database, ``-wal``, ``-shm``, ``.lock``, ``.wake``) are created with
+    ``file_mode``, 0o600 whatever the umask; 0o660 shares them with the group.
+
     Inspection: ``open_inspection()`` reads the file through a read-only connection
     without taking the lock, while the owner runs or not. Its only write is
     ``send_command`` (one short transaction on the commands table), after which it touches
@@ -114,7 +119,9 @@ class SQLiteStorage(Storage, CommandChannel):
         table_name: str = "jobify_schedules",
         timeout: float = 20.0,
         synchronous: Literal["normal", "full"] = "normal",
+        file_mode: int = PRIVATE,
     ) -> None:
+        check_file_mode(file_mode)
         if not isinstance(database, str | os.PathLike) or isinstance(database, bytes):
             raise TypeError(f"database must be a str or a Path, got {database!r}")
         if not isinstance(table_name, str) or not _IDENTIFIER.fullmatch(table_name):
@@ -143,6 +150,7 @@ class SQLiteStorage(Storage, CommandChannel):
         self.table_name = table_name
         self.timeout = float(timeout)
         self.synchronous = synchronous
+        self.file_mode = file_mode  # SQLite gives -wal and -shm the database's mode
         self._memory = self.database == _MEMORY
         self._queries = sql.SQLiteQueries.for_table(table_name)
         self._state: Literal["new", "starting", "running", "closing", "closed"] = "new"
@@ -210,6 +218,7 @@ class SQLiteStorage(Storage, CommandChannel):
             self._queries,
             timeout=self.timeout,
             synchronous=self.synchronous,
+            file_mode=self.file_mode,
         )
         try:
             await thread.call(partial(open_, session))
@@ -417,7 +426,9 @@ class SQLiteStorage(Storage, CommandChannel):
         self._on_command = callback
         session = self._session_()
         if self._watcher is None and not self._memory:
-            watcher = CommandWatcher(session.wake_path, self._loop_(), self._wake)
+            watcher = CommandWatcher(
+                session.wake_path, self._loop_(), self._wake, file_mode=self.file_mode
+            )
             try:
                 watcher.start()
             except OSError as exc:

@@ -17,6 +17,7 @@ from typing import Literal
 from jobify.exceptions import StorageError
 from jobify.storage.commandwatch import touch
 from jobify.storage.filelock import (
+    PRIVATE,
     FileKey,
     OwnerLock,
     OwnerProbe,
@@ -52,8 +53,10 @@ class Session:
         *,
         timeout: float,
         synchronous: Literal["normal", "full"],
+        file_mode: int = PRIVATE,
     ) -> None:
         self.database = database
+        self.file_mode = file_mode
         self.table = table
         self.queries = queries
         self.timeout = timeout
@@ -90,7 +93,7 @@ class Session:
                     f"the SQLite database {self.database!r} is read-only for this process: "
                     "make it writable (jobify writes every durable job to it)"
                 )
-            lock = OwnerLock(self.database, path)
+            lock = OwnerLock(self.database, path, self.file_mode)
             lock.acquire()
         try:
             conn = open_connection(
@@ -161,7 +164,8 @@ class Session:
 
         command_id = retrying(self.timeout, partial(transaction, conn, body))
         try:
-            touch(self.wake_path)
+            # Created, if the owner has not yet, as private as the database itself is.
+            touch(self.wake_path, os.stat(self.path).st_mode & 0o777)
         except OSError as exc:
             raise StorageError(
                 f"command {command_id} is queued in {self.database!r}, but the running app "

@@ -53,6 +53,7 @@ def make_user() -> User:
 
 class CountingSerializer(ExtendedJSONSerializer):
     def __init__(self) -> None:
+        super().__init__()
         self.dumps = 0
 
     def dumpb(self, obj: Any) -> bytes:

@@ -222,16 +222,48 @@ of another worker's lease. A claimed row can only beat the first free one if its
 is earlier, so the second scan stops there (it walks only the rows in flight ahead of it)."""
 
 HEARTBEAT = (
-    "UPDATE {s}.jobs SET locked_until = :until"
-    " WHERE locked_by = :worker AND job_id = ANY(:ids::text[])"
+    """
+WITH mine AS (
+    SELECT job_id FROM {s}.jobs
+    WHERE job_id = ANY(:ids::text[]) AND locked_by = :worker
+    ORDER BY job_id
+    FOR UPDATE SKIP LOCKED
+), renewed AS (
+    UPDATE {s}.jobs AS j SET locked_until = :until FROM mine
+    WHERE j.job_id = mine.job_id
+    RETURNING j.job_id
 )
-"""Renew this worker's leases by id: a claim whose outcome was lost in a dropped connection
-is not in the list, so it is never renewed and simply expires."""
+SELECT array(SELECT job_id FROM renewed) AS renewed,
+       array(SELECT id FROM unnest(:ids::text[]) AS id
+             WHERE NOT EXISTS (SELECT 1 FROM {s}.jobs
+                               WHERE job_id = id AND locked_by = :worker)) AS lost,
+       ("""
+    + NEXT_CLAIMABLE
+    + """) AS next
+"""
+)
+"""The lease heartbeat, one statement per ``lease / 3``: renew this worker's leases by id,
+say which claims were taken (the row is gone or another worker holds it: those runs are no
+longer this worker's), and read the earliest claimable time (so a lost notification costs at
+most one heartbeat period). It never waits for a row lock (``SKIP LOCKED``: a row locked by
+a completion or a producer's write right now is renewed next time, or leaves the claim
+anyway), so it can be part of no deadlock. A claim whose outcome was lost in a dropped
+connection is not in the list, so it is never renewed and simply expires."""
+
+CONFIRM = (
+    "UPDATE {s}.jobs SET locked_until = :until"
+    " WHERE job_id = :job_id AND locked_by = :worker RETURNING job_id"
+)
+"""Renew one claim before its run starts late (the worker was frozen, or heartbeats failed):
+no row means the claim is no longer this worker's."""
 
 RELEASE_FRAGMENT = """
 WITH released AS (
     UPDATE {s}.jobs SET locked_by = NULL, locked_until = NULL
-    WHERE locked_by = :worker {ids}
+    WHERE job_id IN (
+        SELECT job_id FROM {s}.jobs WHERE locked_by = :worker {ids}
+        ORDER BY job_id FOR UPDATE
+    ) AND locked_by = :worker
     RETURNING exec_at, status
 )
 SELECT count(*), (
@@ -299,14 +331,23 @@ upserted AS (
 )"""
 BATCH_DELETE = """
 deleted AS (
-    DELETE FROM {s}.jobs WHERE job_id = ANY(:del_ids::text[]) RETURNING job_id
+    DELETE FROM {s}.jobs WHERE job_id IN (
+        SELECT job_id FROM {s}.jobs WHERE job_id = ANY(:del_ids::text[])
+        ORDER BY job_id FOR UPDATE
+    )
+    RETURNING job_id
 )"""
 BATCH_DONE = """
 done AS (
-    DELETE FROM {s}.jobs WHERE job_id = ANY(:done_ids::text[]) AND locked_by = :worker
+    DELETE FROM {s}.jobs WHERE job_id IN (
+        SELECT job_id FROM {s}.jobs WHERE job_id = ANY(:done_ids::text[]) AND locked_by = :worker
+        ORDER BY job_id FOR UPDATE
+    ) AND locked_by = :worker
     RETURNING job_id
 )"""
-"""Completion of one-shot jobs: deleted only where this worker still holds the lease."""
+"""Completion of one-shot jobs: deleted only where this worker still holds the lease. Rows
+are locked in ``job_id`` order, as every statement of ours that waits for row locks does, so
+two of them never wait for each other in a cycle (``deadlock detected``)."""
 BATCH_ADVANCED = """
 advanced AS (
     UPDATE {s}.jobs AS j SET
@@ -316,7 +357,10 @@ advanced AS (
     FROM unnest(:adv_ids::text[], :adv_tasks::text[], :adv_exec::float8[],
                 :adv_args::bytea[], :adv_trig::bytea[], :adv_status::text[])
          AS a(job_id, task_name, exec_at, arguments, trigger, status)
-    WHERE j.job_id = a.job_id AND j.locked_by = :worker
+    WHERE j.job_id = a.job_id AND j.locked_by = :worker AND j.job_id IN (
+        SELECT job_id FROM {s}.jobs WHERE job_id = ANY(:adv_ids::text[]) AND locked_by = :worker
+        ORDER BY job_id FOR UPDATE
+    )
     RETURNING j.job_id, j.exec_at, j.status
 )"""
 """Completion of a cron run: the record replaces the row and the claim is released, where
