@@ -6,8 +6,10 @@ Each finished run (a one-shot job, or one fire of a cron job) becomes a
 storage's next group commit: no transaction of their own, and one commit carries many of them
 (writing each with the commit of its own job would add the history's pages to every durable
 job's commit). So a crash may lose the last fraction of a second of history, never a job.
-Old records are pruned in the background (soon after startup, then once an hour): those older
-than ``max_age`` and all but the newest ``max_rows``. With the history off nothing is recorded
+Old records are pruned in the background (soon after startup, then once an hour, and each
+time a tenth of ``max_rows`` were recorded here since the last prune, so a busy worker keeps
+the table near ``max_rows`` rather than letting an hour of runs pile up): those older than
+``max_age`` and all but the newest ``max_rows``. With the history off nothing is recorded
 and nothing is pruned.
 """
 
@@ -88,6 +90,8 @@ class HistoryLog:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._pending: list[RunRecord] = []
         self._flushing: asyncio.TimerHandle | None = None
+        self._since_prune = 0
+        self._prune_every = max(1, retention.max_rows // 10)
 
     def record(
         self, entry: JobEntry, scheduled: float, started: float, finished: float, outcome: Outcome
@@ -114,6 +118,9 @@ class HistoryLog:
                 self.worker,
             )
         )
+        self._since_prune += 1
+        if self._since_prune >= self._prune_every and self._loop is not None:
+            self._prune_soon()
         if len(self._pending) >= FLUSH_MAX:
             self.flush()
         elif self._flushing is None and self._loop is not None:
@@ -141,7 +148,12 @@ class HistoryLog:
     def _prune_now(self) -> None:
         assert self._loop is not None
         self._timer = self._loop.call_later(PRUNE_INTERVAL, self._prune_now)
+        self._prune_soon()
+
+    def _prune_soon(self) -> None:
+        assert self._loop is not None
         if self._pruning is None or self._pruning.done():
+            self._since_prune = 0
             self._pruning = self._loop.create_task(self.prune())
 
     async def prune(self) -> int:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import secrets
 import socket
@@ -69,6 +70,7 @@ from jobify.storage.postgres_connection import (
     retrying,
     validate_schema,
 )
+from jobify.storage.postgres_cursor import ClaimCursor, CursorListener
 from jobify.storage.postgres_leases import PostgresLeases
 from jobify.storage.postgres_listen import Notifications, listening_connection
 from jobify.storage.postgres_producer import (
@@ -78,11 +80,17 @@ from jobify.storage.postgres_producer import (
     insert_statement,
 )
 from jobify.storage.postgres_reads import PostgresReads
+from jobify.storage.postgres_results import ResultReads
 from jobify.storage.sql import postgres as sql
 
 __all__ = ["PostgresStorage"]
 
 logger = logging.getLogger("jobify.storage")
+
+PRUNE_STEP = 1000
+"""Run records deleted per statement when the history is pruned."""
+FLOOR_RESET = 3600.0
+"""Seconds between prunes that start at the oldest row rather than where the last stopped."""
 
 _State = Literal["new", "starting", "running", "inspecting", "closing", "closed"]
 
@@ -125,7 +133,9 @@ class PostgresStorage(PostgresReads, PostgresLeases, SharedStorage):
     ``schema`` (created and migrated by :meth:`startup`, under an advisory lock so that
     workers starting together are safe); nothing is created outside it. ``lease`` is how long
     a claim stays valid without a heartbeat (a dead worker's jobs are taken over after it).
-    ``results_ttl`` is how long results are kept for remote waiters. ``pool_size`` bounds
+    ``results_ttl`` is how long results are kept for remote waiters (a waiter is told at the
+    commit and reads its result at once; the retention is for one that reconnects, or asks
+    later), pruned a few at a time by the commits that write results. ``pool_size`` bounds
     the connections used for statements (plus one for LISTEN). ``connect_timeout`` bounds
     one connection attempt; ``retry_timeout`` is how long a statement keeps being retried
     while the server is unreachable or restarting before the caller gets a
@@ -141,7 +151,7 @@ class PostgresStorage(PostgresReads, PostgresLeases, SharedStorage):
         *,
         schema: str = "jobify",
         lease: float = 30.0,
-        results_ttl: float = 3600.0,
+        results_ttl: float = 300.0,
         pool_size: int = 4,
         connect_timeout: float = 10.0,
         retry_timeout: float = 30.0,
@@ -184,7 +194,14 @@ class PostgresStorage(PostgresReads, PostgresLeases, SharedStorage):
         self._claimed_ever = False
         self._heartbeat: asyncio.Task[None] | None = None
         self._closed: asyncio.Future[None] | None = None
-        self._last_prune = 0.0
+        # Where the last prune of results / of the history stopped (see the statements),
+        # and when these floors last went back to the start (hourly: rows written by a host
+        # whose clock lags are then pruned too).
+        self._results_floor = -math.inf
+        self._runs_floor = -math.inf
+        self._floors_since = 0.0
+        self._cursor = ClaimCursor()
+        self._result_reads = ResultReads(self._get_results)
 
     def __repr__(self) -> str:
         return f"PostgresStorage({self._target.safe_dsn(self._dsn)!r}, schema={self.schema!r})"
@@ -203,6 +220,12 @@ class PostgresStorage(PostgresReads, PostgresLeases, SharedStorage):
         """Compare times with ``clock`` (epoch seconds; the app's clock) instead of
         ``time.time()``: due times, leases and result retention all read it."""
         self._clock = clock
+
+    @property
+    def claim_cursor(self) -> float:
+        """The ``exec_at`` where the next claim starts reading the due jobs (``-inf``: at the
+        start); see :mod:`jobify.storage.postgres_cursor`. For tests and monitoring."""
+        return self._cursor.position
 
     @property
     def listening(self) -> bool:
@@ -241,7 +264,7 @@ class PostgresStorage(PostgresReads, PostgresLeases, SharedStorage):
                 max_size=self.pool_size if create else min(self.pool_size, 2),
                 reset=_keep_session,
                 timeout=self.connect_timeout,
-                server_settings={"application_name": self.application_name},
+                server_settings=self._settings(create),
             )
             async with self._pool.acquire() as conn:
                 await migrate(conn, self.schema, create=create)
@@ -261,6 +284,18 @@ class PostgresStorage(PostgresReads, PostgresLeases, SharedStorage):
         self._state = "running" if create else "inspecting"
         if create:
             self._heartbeat = loop.create_task(self._heartbeat_loop())
+
+    def _settings(self, owner: bool) -> dict[str, str]:
+        settings = {"application_name": self.application_name}
+        if owner:
+            # A worker's statements walk an index in order and stop after a few rows (the
+            # claim, the next due time). Planned on statistics taken when few jobs waited, a
+            # bitmap scan of the whole range plus a sort looks as cheap, and then reads every
+            # waiting job on each claim once a backlog builds: claims slow down as the
+            # backlog grows, and it grows faster. Without bitmap scans the plan that stops
+            # early is the cheap one whatever the statistics say.
+            settings["enable_bitmapscan"] = "off"
+        return settings
 
     @property
     def application_name(self) -> str:
@@ -326,8 +361,9 @@ class PostgresStorage(PostgresReads, PostgresLeases, SharedStorage):
             asyncio.get_running_loop().create_task(self._listen_late())
 
     async def _listen(self) -> None:
+        heard = CursorListener(self._cursor, lambda: self._listener)
         self._notifications = Notifications(
-            self._connect, self.channel, self._target, lambda: self._listener
+            self._connect, self.channel, self._target, lambda: heard
         )
         await self._notifications.start()
 
@@ -521,6 +557,8 @@ class PostgresStorage(PostgresReads, PostgresLeases, SharedStorage):
         _check_key("job_id", run.job_id)
         _check_key("task_name", run.task_name)
         self._check(owner=True)
+        if run.finished_at < self._runs_floor:  # a run older than the pruned ones
+            self._runs_floor = -math.inf
         self._commit_().put_run(
             replace(
                 run,
@@ -541,21 +579,33 @@ class PostgresStorage(PostgresReads, PostgresLeases, SharedStorage):
         parts = batch.parts()
         values = batch.arguments()
         now = self._clock()
-        if "results" in parts and now - self._last_prune >= min(60.0, self.results_ttl / 4):
-            # Expired results are pruned in passing, by a batch that writes results anyway:
-            # an idle store is never touched for it (get_result ignores expired ones).
-            self._last_prune = now
+        self._reset_floors(now)
+        if "results" in parts:
+            # Expired results are pruned in passing, by each batch that writes results, up to
+            # twice as many as it writes: the table keeps pace without a burst of deletes,
+            # and an idle store is never touched for it (get_result ignores expired ones).
             parts |= {"prune"}
-        values.update(
-            worker=self.worker_id, channel=self.channel, res_oldest=now - self.results_ttl
-        )
+            values.update(
+                res_oldest=now - self.results_ttl,
+                res_floor=self._results_floor,
+                res_limit=2 * len(values["res_ids"]) + 16,
+            )
+        values.update(worker=self.worker_id, channel=self.channel)
         # Sent again even when a lost connection leaves its outcome unknown: every write in
         # it is keyed by job id (an upsert or delete lands the same twice; a guarded
-        # completion that did land finds its claim gone and changes nothing), so a push is
-        # not failed for a commit that may well have happened.
+        # completion that did land finds its claim gone and changes nothing; expired results
+        # are deleted once), so a push is not failed for a commit that may well have happened.
         row = await self._run(
             "fetchrow", sql.batch_statement(parts), values, "committing writes", idempotent=True
         )
+        if "prune" in parts and row["pruned_upto"] is not None:
+            self._results_floor = float(row["pruned_upto"])
+        earliest = batch.earliest_armed()
+        if earliest is not None:
+            # Committed: a claim that began before this and ends after it must not move the
+            # cursor past these rows (its snapshot may not hold them); the notification that
+            # says the same may come later.
+            self._cursor.lower(earliest)
         return list(row["completed"])
 
     def _forget(self, job_ids: Sequence[str]) -> None:
@@ -575,6 +625,7 @@ class PostgresStorage(PostgresReads, PostgresLeases, SharedStorage):
             return []
         self._tasks = list(task_names)
         now = self._clock()
+        start, watch = self._cursor.begin(task_names, valid=self.listening)
         values = {
             "worker": self.worker_id,
             "until": now + self.lease,
@@ -582,12 +633,21 @@ class PostgresStorage(PostgresReads, PostgresLeases, SharedStorage):
             "tasks": list(task_names),
             "now": now,
             "limit": limit,
+            "from": start,
         }
         # Safe to retry even when a lost connection leaves the outcome unknown: rows claimed
         # by an attempt whose answer never came are not in self._held, so the heartbeat never
         # renews them and they become claimable again when their lease expires.
-        rows = await self._run("fetch", sql.CLAIM, values, "claiming jobs", idempotent=True)
-        records = sorted((JobRecord(*row) for row in rows), key=lambda r: r.exec_at)
+        try:
+            rows = await self._run("fetch", sql.CLAIM, values, "claiming jobs", idempotent=True)
+        except BaseException:
+            self._cursor.abandon(watch)
+            raise
+        self._cursor.end(watch, rows[0]["low"] if rows else None, now)
+        records = sorted(
+            (JobRecord(*row[1:]) for row in rows if row["job_id"] is not None),
+            key=lambda r: r.exec_at,
+        )
         if records:
             until = now + self.lease
             for record in records:
@@ -602,7 +662,11 @@ class PostgresStorage(PostgresReads, PostgresLeases, SharedStorage):
         self._check()
         if not task_names:
             return None
-        values = {"tasks": list(task_names), "worker": self.worker_id}
+        values = {
+            "tasks": list(task_names),
+            "worker": self.worker_id,
+            "from": self._cursor.start_for(task_names, valid=self.listening),
+        }
         value = await self._run(
             "fetchval", sql.NEXT_CLAIMABLE, values, "reading the next due job", idempotent=True
         )
@@ -626,6 +690,8 @@ class PostgresStorage(PostgresReads, PostgresLeases, SharedStorage):
         if result is not None and result.error is not None:
             result = replace(result, error=_pg_text(result.error))
         self._check(owner=True)
+        if result is not None and result.finished_at < self._results_floor:
+            self._results_floor = -math.inf
         return await self._commit_().complete(job_id, record, result)
 
     async def release(self, job_ids: Collection[str] | None = None) -> None:
@@ -657,14 +723,31 @@ class PostgresStorage(PostgresReads, PostgresLeases, SharedStorage):
         check_prune(before, keep)
         self._check(owner=True)
         await self._commit_().drain()  # it applies to the runs queued before it
-        count = await self._run(
-            "fetchval",
-            sql.PRUNE_HISTORY,
-            {"before": before, "keep": keep},
-            "pruning history",
-            idempotent=True,
-        )
-        return int(count)
+        self._reset_floors(self._clock())
+        total = 0
+        while True:
+            # In steps of PRUNE_STEP rows, each its own short statement: no burst of deletes
+            # holds locks or fills the WAL while the workers commit beside it.
+            values = {
+                "before": before,
+                "keep": keep,
+                "floor": self._runs_floor,
+                "batch": PRUNE_STEP,
+            }
+            row = await self._run(
+                "fetchrow", sql.PRUNE_HISTORY, values, "pruning history", idempotent=True
+            )
+            total += int(row["deleted"])
+            if row["upto"] is not None:
+                self._runs_floor = float(row["upto"])
+            if int(row["deleted"]) < PRUNE_STEP:
+                return total
+            await asyncio.sleep(0)
+
+    def _reset_floors(self, now: float) -> None:
+        if now - self._floors_since >= FLOOR_RESET:
+            self._floors_since = now
+            self._results_floor = self._runs_floor = -math.inf
 
     async def save_tasks(self, tasks: Sequence[TaskRecord]) -> None:
         """Replace the registered-task list with ``tasks``; return once committed."""

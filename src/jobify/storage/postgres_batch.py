@@ -65,6 +65,12 @@ class Batch:
             parts.add("runs")
         return frozenset(parts)
 
+    def earliest_armed(self) -> float | None:
+        """The earliest ``exec_at`` this batch writes into a job row (None: none)."""
+        times = [r.exec_at for r in self.ops.values() if r is not None]
+        times.extend(c[0].exec_at for c in self.completions.values() if c[0] is not None)
+        return min(times, default=None)
+
     def arguments(self) -> dict[str, Any]:
         """The statement's parameters by name (the caller adds ``worker``, ``channel`` and
         ``res_oldest``; only those its parts use are sent)."""

@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable
 from typing import Any
 
 from jobify.exceptions import StorageError
 from jobify.storage.base import SharedListener
 from jobify.storage.postgres_batch import GroupCommit
+from jobify.storage.postgres_cursor import ClaimCursor
 from jobify.storage.sql import postgres as sql
 
 __all__ = ["PostgresLeases"]
@@ -45,6 +47,7 @@ class PostgresLeases:
     _tasks: list[str]
     _clock: Callable[[], float]
     _listener: SharedListener | None
+    _cursor: ClaimCursor
 
     def _check(self, *, owner: bool = False) -> None:
         raise NotImplementedError
@@ -125,6 +128,9 @@ class PostgresLeases:
             "until": sent + self.lease,
             "ids": ids,
             "tasks": self._tasks,
+            # From the start of the index: this read is the safety net for a notification
+            # that was lost, which the claim cursor would not have heard either.
+            "from": -math.inf,
         }
         try:
             row = await self._run(
@@ -167,6 +173,8 @@ class PostgresLeases:
         nxt = row["next"]
         listener = self._listener
         if nxt is not None and listener is not None:
-            # As if notified: a notification that was lost costs one period at most.
+            # As if notified: a notification that was lost costs one period at most (and
+            # the claim cursor goes back to it).
+            self._cursor.lower(float(nxt))
             listener.on_new_job(float(nxt))
         return True

@@ -21,6 +21,7 @@ from jobify.storage.base import (
     TaskRecord,
 )
 from jobify.storage.checks import check_history_query, check_job_id, check_job_query
+from jobify.storage.postgres_results import ResultReads
 from jobify.storage.sql import postgres as sql
 
 __all__ = ["PostgresReads"]
@@ -30,6 +31,7 @@ class PostgresReads:
     """Reads of jobs, counts, run history, tasks and results."""
 
     results_ttl: float
+    _result_reads: ResultReads
     _clock: Callable[[], float]
 
     def _check(self, *, owner: bool = False) -> None:
@@ -113,11 +115,14 @@ class PostgresReads:
         self._check()
         if "\x00" in job_id:
             return None
-        row = await self._run(
-            "fetchrow",
-            sql.GET_RESULT,
-            {"job_id": job_id, "oldest": self._clock() - self.results_ttl},
+        return await self._result_reads.get(job_id)
+
+    async def _get_results(self, job_ids: list[str]) -> list[ResultRecord]:
+        rows = await self._run(
+            "fetch",
+            sql.GET_RESULTS,
+            {"ids": job_ids, "oldest": self._clock() - self.results_ttl},
             "reading a result",
             idempotent=True,
         )
-        return None if row is None else ResultRecord(*row)
+        return [ResultRecord(*row) for row in rows]

@@ -159,47 +159,67 @@ def filtered(base: str, filters: dict[str, str], present: Iterable[str], page: s
 
 
 LOAD_TASKS = "SELECT name, options, updated_at FROM {s}.tasks ORDER BY name"
-GET_RESULT = (
+GET_RESULTS = (
     "SELECT job_id, status, value, error, finished_at FROM {s}.results"
-    " WHERE job_id = :job_id AND finished_at >= :oldest"
+    " WHERE job_id = ANY(:ids::text[]) AND finished_at >= :oldest"
 )
 
 # -- worker statements ----------------------------------------------------------------------
 
 CLAIM = (
     """
-UPDATE {s}.jobs SET locked_by = :worker, locked_until = :until
-WHERE job_id IN (
-    SELECT job_id FROM {s}.jobs
-    WHERE status = 'scheduled' AND exec_at <= :due AND task_name = ANY(:tasks::text[])
-      AND (locked_until IS NULL OR locked_until <= :now)
-    ORDER BY exec_at
-    LIMIT :limit
-    FOR UPDATE SKIP LOCKED
-)
-RETURNING """
+WITH claimed AS (
+    UPDATE {s}.jobs SET locked_by = :worker, locked_until = :until
+    WHERE job_id IN (
+        SELECT job_id FROM {s}.jobs
+        WHERE status = 'scheduled' AND exec_at >= :from AND exec_at <= :due
+          AND task_name = ANY(:tasks::text[])
+          AND (locked_until IS NULL OR locked_until <= :now)
+        ORDER BY exec_at
+        LIMIT :limit
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING """
     + JOB_COLUMNS
+    + """
 )
-"""Claim due rows (unclaimed, or whose lease expired) of these tasks, earliest first; rows
-locked by a concurrent claim are skipped, never waited for."""
+SELECT least(
+    (SELECT min(exec_at) FROM claimed),
+    (SELECT min(exec_at) FROM {s}.jobs
+     WHERE status = 'scheduled' AND task_name = ANY(:tasks::text[]) AND exec_at >= :from
+       AND exec_at <= coalesce((SELECT min(exec_at) FROM claimed), :due))
+) AS low, claimed.*
+FROM (SELECT) AS one LEFT JOIN claimed ON true
+"""
+)
+"""Claim due rows (unclaimed, or whose lease expired) of these tasks, earliest first, from
+the cursor ``:from`` on (see :mod:`jobify.storage.postgres_cursor`); rows locked by a
+concurrent claim are skipped, never waited for. Every row returned carries ``low``: the
+earliest live scheduled ``exec_at`` of these tasks at or after the cursor in the statement's
+snapshot (claimed rows included), or NULL when there is none up to ``:due``: where the next
+claim may start. It is read only up to the first row claimed (or ``:due``): a range that
+holds the rows in flight and the few finished since the last claim, never the backlog, so
+no plan the statistics may choose makes it read every waiting job. With nothing claimed,
+one row of NULL job columns carries it."""
 
 NEXT_CLAIMABLE = """
 WITH first_free AS (
     SELECT exec_at FROM {s}.jobs
     WHERE status = 'scheduled' AND locked_until IS NULL AND task_name = ANY(:tasks::text[])
+      AND exec_at >= :from
     ORDER BY exec_at LIMIT 1
 )
 SELECT least(
     (SELECT exec_at FROM first_free),
     (SELECT min(greatest(exec_at, locked_until)) FROM {s}.jobs
      WHERE status = 'scheduled' AND locked_until IS NOT NULL AND locked_by <> :worker
-       AND task_name = ANY(:tasks::text[])
+       AND task_name = ANY(:tasks::text[]) AND exec_at >= :from
        AND exec_at <= coalesce((SELECT exec_at FROM first_free), 'infinity'))
 )
 """
-"""The earliest unclaimed ``exec_at``, or the earlier expiry of another worker's lease. A
-claimed row can only beat the first free one if its ``exec_at`` is earlier, so the second
-scan stops there (it walks only the rows in flight ahead of it)."""
+"""The earliest unclaimed ``exec_at`` at or after the cursor ``:from``, or the earlier expiry
+of another worker's lease. A claimed row can only beat the first free one if its ``exec_at``
+is earlier, so the second scan stops there (it walks only the rows in flight ahead of it)."""
 
 HEARTBEAT = (
     """
@@ -262,14 +282,26 @@ ON CONFLICT (name) DO UPDATE SET options = excluded.options, updated_at = exclud
 """
 
 PRUNE_HISTORY = """
-WITH gone AS (
-    DELETE FROM {s}.runs
-    WHERE finished_at < :before
-       OR id IN (SELECT id FROM {s}.runs ORDER BY finished_at DESC, id DESC OFFSET :keep)
-    RETURNING 1
+WITH edge AS (
+    SELECT finished_at, id FROM {s}.runs ORDER BY finished_at DESC, id DESC
+    OFFSET :keep LIMIT 1
+), gone AS (
+    DELETE FROM {s}.runs WHERE id IN (
+        SELECT id FROM {s}.runs
+        WHERE finished_at >= :floor
+          AND (finished_at < :before
+               OR (finished_at, id) <= (SELECT finished_at, id FROM edge))
+        ORDER BY finished_at, id
+        LIMIT :batch
+    )
+    RETURNING finished_at
 )
-SELECT count(*) FROM gone
+SELECT count(*) AS deleted, max(finished_at) AS upto FROM gone
 """
+"""One step of pruning the history: at most ``:batch`` of the oldest records that are older
+than ``:before`` or not among the newest ``:keep``, from ``:floor`` on (the caller passes where
+its last step stopped, so no step walks the rows deleted before it, which stay in the index
+until vacuum removes them)."""
 
 # -- the group commit: one statement per batch ----------------------------------------------
 #
@@ -345,7 +377,17 @@ stored AS (
     RETURNING r.job_id
 )"""
 BATCH_PRUNE_RESULTS = """
-pruned AS (DELETE FROM {s}.results WHERE finished_at < :res_oldest)"""
+pruned AS (
+    DELETE FROM {s}.results WHERE job_id IN (
+        SELECT job_id FROM {s}.results
+        WHERE finished_at >= :res_floor AND finished_at < :res_oldest
+        ORDER BY finished_at
+        LIMIT :res_limit
+    )
+    RETURNING finished_at
+)"""
+"""Expired results, a few per batch (never a spike), from ``:res_floor`` on: where the last
+prune stopped, so it never walks the dead entries of the rows it deleted before."""
 BATCH_RUNS = """
 ran AS (
     INSERT INTO {s}.runs (job_id, task_name, scheduled_at, started_at, finished_at, outcome,
@@ -386,7 +428,9 @@ def batch_statement(parts: frozenset[str]) -> str:
 
     ``parts`` is a subset of ``{"upsert", "delete", "done", "advanced", "results",
     "prune", "runs"}``; the statement returns one row: ``completed``, the ids whose guarded
-    completion applied (empty array without completions). Results need a completion.
+    completion applied (empty array without completions), and with ``prune``,
+    ``pruned_upto``: the latest ``finished_at`` of the results it deleted (NULL: none).
+    Results need a completion.
     """
     ctes: list[str] = []
     armed: list[str] = []
@@ -429,5 +473,7 @@ def batch_statement(parts: frozenset[str]) -> str:
             sent.append(f"notified_{name}")
     # Plain SELECT CTEs run only when referenced: count them so every notification is sent.
     touch = "".join(f", (SELECT count(*) FROM {name})" for name in sent)
+    if "prune" in parts:
+        touch += ", (SELECT max(finished_at) FROM pruned) AS pruned_upto"
     done = " UNION ALL ".join(completed) if completed else "SELECT NULL::text WHERE false"
     return "WITH " + ",".join(ctes) + f"\nSELECT array({done}) AS completed{touch}"
