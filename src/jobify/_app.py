@@ -31,7 +31,7 @@ from jobify._entry import JobEntry, Task
 from jobify._execution import Pools, build_execute
 from jobify._history import NULL_RUN_LOG, HistoryLog, RunHistory
 from jobify._jobs import Job
-from jobify._records import OrphanSource, StoreRecorder
+from jobify._records import OrphanSource, StoreRecorder, former_names
 from jobify._restore import Restorer
 from jobify._scheduler import Scheduler
 from jobify._shared import DEFAULT_CAPACITY, ResultCodec, SharedRecorder, SharedWorker
@@ -50,6 +50,8 @@ from jobify.router import (
     _Registrar,
     check_handler,
     check_handlers,
+    check_includable,
+    check_some,
 )
 from jobify.serializers import ExtendedJSONSerializer, JSONSerializer, Serializer
 from jobify.storage import SQLiteStorage, Storage
@@ -218,17 +220,21 @@ class Jobify(_Registrar):
     def _connect_route(self, route: Route[Any, Any]) -> None:
         route.connect(NotStarted(self.configs.tz, self._clock))
 
+    def _check_registering(self) -> None:
+        self._check_not_started("register a task")
+
     def _register(self, route: Route[Any, Any]) -> None:
         if route.options.cron is not None:
             self._cron_parser(route.options.cron.expression)  # CronParseError at decoration
         self._registry.add(route)
 
     def include_router(self, router: JobRouter) -> None:
-        """Add a router's tasks (and its sub-routers') under their prefixes."""
-        if not isinstance(router, JobRouter):
-            raise TypeError(f"include_router takes a JobRouter, got {type(router).__name__}")
-        if router.parent is not None or router in self._registry.routers:
-            raise ValueError(f"{router!r} is already included somewhere; include it once")
+        """Add a router's tasks (and its sub-routers') under their prefixes.
+
+        ``RuntimeError`` for a router included before (here or elsewhere) and for an app;
+        ``ApplicationStateError`` once the app has started."""
+        check_includable(router)
+        self._check_not_started("include a router")
         for node in router.walk():
             for route in node.routes:
                 if route.options.cron is not None:
@@ -236,7 +242,8 @@ class Jobify(_Registrar):
         self._registry.attach(router)
 
     def include_routers(self, *routers: JobRouter) -> None:
-        """Include several routers, in order."""
+        """Include several routers, in order (at least one: ``ValueError`` otherwise)."""
+        check_some(routers)
         for router in routers:
             self.include_router(router)
 
@@ -304,6 +311,8 @@ class Jobify(_Registrar):
     def find_job(self, job_id: str) -> Job[Any] | None:
         """The live handle of a scheduled, running or paused job, or of an orphaned stored
         job (status ORPHANED: its ``cancel()`` removes the record); None if unknown."""
+        if type(job_id) is not str and isinstance(job_id, str):
+            job_id = str.__str__(job_id)  # an enum member with a str value: the value
         if self._scheduler is not None:
             entry = self._scheduler.jobs.get(job_id)
             if entry is not None:
@@ -405,6 +414,7 @@ class Jobify(_Registrar):
                     self.configs.serializer, self.configs.dumper, self.configs.loader
                 )
                 recorder = StoreRecorder(storage, codec)
+                recorder.former = former_names(tasks)
                 if isinstance(storage, SharedStorage):
                     worker = self._shared_worker(storage, scheduler, recorder, codec, tasks)
                     storage.set_listener(worker)  # before startup: it starts listening

@@ -1,4 +1,4 @@
-"""``ScheduleBuilder`` (``task.schedule(...).at/.delay/.cron``) and the port it submits to.
+"""``ScheduleBuilder`` (``task.schedule(...).push/.at/.delay/.cron``) and the port it submits to.
 
 A builder holds a task's bound arguments and the task's :class:`SubmitPort`; choosing the
 trigger (``at``, ``delay`` or ``cron``) turns them into one scheduling request. The port is
@@ -57,6 +57,12 @@ class ScheduleBuilder(Generic[T]):
     def __init__(self, port: SubmitPort[T], arguments: Bound) -> None:
         self._port = port
         self._arguments = arguments
+
+    async def push(self) -> Job[T]:
+        """Run the bound job as soon as possible: ``task.schedule(x).push()`` is
+        ``task.push(x)`` (returns once scheduled, and committed if durable)."""
+        port = self._port
+        return await port.submit(self._arguments, port.now(), None, None, False, False)
 
     async def at(
         self,

@@ -154,6 +154,11 @@ class Job(Generic[T]):
         """The exception of the latest failed or timed-out run, else None."""
         return self._exception
 
+    def is_cron(self) -> bool:
+        """True for a recurring (cron) job."""
+        source = self._source
+        return source is not None and source.cron_expression is not None
+
     def is_done(self) -> bool:
         """True once the job has an outcome for good (a cron job between runs is not done)."""
         return self.status in _OUTCOMES

@@ -35,6 +35,7 @@ __all__ = [
     "Restored",
     "StoreRecorder",
     "Unrestorable",
+    "former_names",
 ]
 
 log = logging.getLogger("jobify.persistence")
@@ -118,6 +119,20 @@ class Restored:
         )
 
 
+def former_names(tasks: Mapping[str, Task]) -> dict[str, Task]:
+    """Old default task names (the bare function name) → the task each one now names.
+
+    Task names used to default to the function's name; they are ``module:qualname`` now.
+    A record stored under an old default name still belongs to its task when exactly one
+    task had that name and no task is called so today.
+    """
+    found: dict[str, list[Task]] = {}
+    for task in tasks.values():
+        for old in task.spec.former_names:
+            found.setdefault(old, []).append(task)
+    return {old: ts[0] for old, ts in found.items() if len(ts) == 1 and old not in tasks}
+
+
 def same_cron(a: Cron, b: Cron) -> bool:
     """Two Crons declare the same schedule (their ``args``/``kwargs`` compared apart)."""
     return bool(
@@ -148,6 +163,8 @@ class StoreRecorder:
         self.storage = storage
         self.codec = codec
         self._hints: dict[str, dict[str, Any]] = {}
+        self.former: Mapping[str, Task] = {}
+        """Old default task name → the one task it names now (see :func:`former_names`)."""
 
     def _hints_for(self, task: Task) -> dict[str, Any]:
         hints = self._hints.get(task.name)
@@ -212,7 +229,17 @@ class StoreRecorder:
         """Decode one record, or raise :class:`Unrestorable` saying why."""
         task = tasks.get(record.task_name)
         if task is None:
-            raise Unrestorable(f"task {record.task_name!r} is not registered in this app")
+            task = self.former.get(record.task_name)
+            if task is None:
+                raise Unrestorable(f"task {record.task_name!r} is not registered in this app")
+            log.info(
+                "job %r was stored under task name %r, the old default name of task %r; "
+                "it is restored as a job of that task",
+                record.job_id,
+                record.task_name,
+                task.name,
+                extra={"job_id": record.job_id, "task_name": task.name},
+            )
         try:
             stored = self.codec.decode(task.name, record.arguments, self._hints_for(task))
             doc = decode_trigger(record.trigger)
