@@ -58,6 +58,9 @@ class JobStatus(enum.StrEnum):
     ORPHANED = "orphaned"
 
 
+# A handle left waiting by a stopped app (final here, but its job is not done).
+_PARKED = (JobStatus.SCHEDULED, JobStatus.PAUSED)
+
 _OUTCOMES = frozenset(
     {
         JobStatus.SUCCESS,
@@ -204,10 +207,12 @@ class Job(Generic[T]):
         """Cancel a job that has not started: CANCELLED, and its record removed from storage.
 
         No effect on a job that is running or already done. Returns once the removal is
-        committed: a reported cancel is durable.
+        committed: a reported cancel is durable. During or after the app's shutdown, a
+        stored job is removed while its storage is still open; once it is closed this raises
+        ``ApplicationStateError`` (the job stays stored and runs after the next start).
         """
         source = self._source
-        if source is not None and not self._final:
+        if source is not None and (not self._final or self.status in _PARKED):
             await source.cancel()
 
     async def pause(self) -> None:

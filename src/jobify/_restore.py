@@ -153,7 +153,7 @@ class Restorer:
 
     async def _commit_declared(self, request: Request) -> None:
         try:
-            await self._submitter.commit(request)
+            await self._submitter.declare(request)
         except CronExhaustedError as exc:
             # A declaration that can never fire again (e.g. a one-off whose year has passed)
             # is not a reason to refuse to start every other job.

@@ -8,7 +8,9 @@ through the task's outer middleware, then commits it: a durable job is written t
 
 Replacing is a cancel of the old job plus the new one, atomically: the old job stops firing
 at once, the new record is committed, and only then does the old job lose its id (if the
-commit fails, the old job is owned again, as if nothing happened). Calls for one id are
+commit fails, the old job is owned again, as if nothing happened). The caller's handle of the
+old job is updated in place: it becomes the new job's handle (still SCHEDULED), so whoever
+holds it follows the replacement; only a run already under way keeps its own handle. Calls for one id are
 serialized: with ``replace=True`` the last caller wins; without it, a second caller while one
 is being committed gets ``DuplicateJobError``.
 """
@@ -29,7 +31,7 @@ from jobify._builder import Bound, ScheduleBuilder
 from jobify._config import JobifyConfiguration
 from jobify._context import OuterContext, RequestState, Runnable
 from jobify._entry import JobEntry, Recorder, Task
-from jobify._jobs import Job, JobStatus, finish, park
+from jobify._jobs import Job, JobStatus, attach, finish, is_final, park
 from jobify._records import NULL_RECORDER, StoreRecorder
 from jobify._runmodes import RunMode, check_process_args
 from jobify._scheduler import Scheduler
@@ -249,6 +251,14 @@ class Submitter:
             return await self.commit(request)
         return await self._through_outer(request, task.outer)
 
+    async def declare(self, request: Request) -> Job[Any]:
+        """Commit a cron declared on a task that is new or changed, through the task's outer
+        middleware (as a call would be); an unchanged one is not declared again."""
+        outer = request.task.outer
+        if outer is None:
+            return await self.commit(request)
+        return await self._through_outer(request, outer)
+
     async def _through_outer(self, request: Request, outer: Sequence[Any]) -> Job[Any]:
         task = request.task
         spec = task.spec
@@ -271,11 +281,11 @@ class Submitter:
             schedule_builder=ScheduleBuilder(port, request.arguments),
             request_state=RequestState(),
         )
-        reached = False
+        reached: Job[Any] | None = None
 
         async def innermost(c: OuterContext) -> Job[Any]:
             nonlocal reached
-            reached = True
+            reached = job
             # Middleware may have rewritten the arguments: bind them again, so a bad rewrite
             # is a TypeError here, at scheduling time, not a failure when the job runs.
             final = spec.bind((), dict(c.arguments))
@@ -284,18 +294,20 @@ class Submitter:
             except Exception:  # values whose comparison raises: keep what was asked
                 changed = True
             requested = request.arguments if changed else None
-            return await self.commit(replace(request, arguments=final, requested=requested), job)
+            reached = await self.commit(replace(request, arguments=final, requested=requested), job)
+            return reached
 
         await compose(outer, innermost)(ctx)
-        if not reached:
-            # Refused: nothing is stored and nothing runs; the caller still gets its handle.
-            finish(job, JobStatus.CANCELLED)
-            log.info(
-                "outer middleware refused job %r of task %r; nothing was scheduled",
-                job.id,
-                task.name,
-                extra={"job_id": job.id, "task_name": task.name},
-            )
+        if reached is not None:
+            return reached  # the committed handle (a replaced job's own, updated in place)
+        # Refused: nothing is stored and nothing runs; the caller still gets its handle.
+        finish(job, JobStatus.CANCELLED)
+        log.info(
+            "outer middleware refused job %r of task %r; nothing was scheduled",
+            job.id,
+            task.name,
+            extra={"job_id": job.id, "task_name": task.name},
+        )
         return job
 
     def _display_time(self, request: Request) -> datetime:
@@ -330,6 +342,7 @@ class Submitter:
         if not isinstance(recorder, StoreRecorder):
             if existing is not None:
                 scheduler.retire(existing)
+                _take_handle(entry, existing)
                 scheduler.handover(existing, replaced=True)
             self._own(entry)
             return entry.job
@@ -362,6 +375,7 @@ class Submitter:
         del self._inflight[entry.job.id]
         done.set_result(None)
         if existing is not None:
+            _take_handle(entry, existing)
             self.scheduler.handover(existing, replaced=True)
         if self.scheduler.stopped:
             # The app stopped while the record was being committed: it is stored and runs
@@ -392,7 +406,12 @@ class Submitter:
                     if doc.cron is not None and doc.cron.start_date == cron.start_date:
                         same = doc.cron.expression == cron.expression and doc.tz == request.tz
                         kept = (doc.runs, doc.failures, current.exec_at if same else None)
-            handle = job if job is not None else Job(job_id)
+            previous = shared.remote.get(job_id) if request.replace else None
+            if previous is not None and not is_final(previous.job):
+                handle = previous.job  # replaced in place: the caller's handle follows it
+                handle.status = JobStatus.SCHEDULED
+            else:
+                handle = job if job is not None else Job(job_id)
             entry = self._entry(request, None, handle, shared.recorder)
             entry.runs, entry.failures = kept[0], kept[1]
             if kept[2] is not None:
@@ -506,6 +525,20 @@ class Submitter:
         if request.declared:
             entry.declared = True
         return entry
+
+
+def _take_handle(entry: JobEntry, existing: JobEntry) -> None:
+    """``replace=True`` updates the replaced job's handle in place: the new ``entry`` takes
+    it over (SCHEDULED), and the replaced entry ends with the fresh handle nobody holds.
+    A run of the replaced job already under way keeps its handle for its own outcome."""
+    handle = existing.job
+    if existing.running() or is_final(handle):
+        return
+    fresh = entry.job
+    existing.job = fresh
+    entry.job = handle
+    attach(handle, entry)
+    handle.status = fresh.status
 
 
 def _first_fire(cron: Cron, parser: CronParser, tz: tzinfo, now_ts: float) -> float:
