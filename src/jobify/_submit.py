@@ -10,9 +10,9 @@ Replacing is a cancel of the old job plus the new one, atomically: the old job s
 at once, the new record is committed, and only then does the old job lose its id (if the
 commit fails, the old job is owned again, as if nothing happened). The caller's handle of the
 old job is updated in place: it becomes the new job's handle (still SCHEDULED), so whoever
-holds it follows the replacement; only a run already under way keeps its own handle. Calls for one id are
-serialized: with ``replace=True`` the last caller wins; without it, a second caller while one
-is being committed gets ``DuplicateJobError``.
+holds it follows the replacement; only a run already under way keeps its own handle. Calls
+for one id are serialized: with ``replace=True`` the last caller wins; without it, a second
+caller while one is being committed gets ``DuplicateJobError``.
 """
 
 from __future__ import annotations

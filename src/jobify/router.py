@@ -216,6 +216,24 @@ class _Registrar:
     @overload
     def task(
         self,
+        func: Route[P, T],
+        /,
+        *,
+        name: str | None = None,
+        cron: str | Cron | None = None,
+        retry: int | SmartRetry | None = None,
+        timeout: float | None = None,
+        durable: bool = True,
+        run_mode: RunMode | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        exception_handlers: ExceptionHandlers | None = None,
+        middleware: Sequence[BaseMiddleware] | None = None,
+        outer_middleware: Sequence[BaseOuterMiddleware] | None = None,
+        route_class: type[Route[Any, Any]] | None = None,
+    ) -> Route[P, T]: ...
+    @overload
+    def task(
+        self,
         *,
         name: str | None = None,
         cron: str | Cron | None = None,
