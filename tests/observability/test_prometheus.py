@@ -115,8 +115,9 @@ async def test_a_real_scrape_of_a_running_app(
     assert value(samples, runs, task="flaky", outcome="success") == 1
     assert value(samples, runs, task="ok", outcome="failure") == 0  # known labels start at 0
     failures = "jobify_job_failures_total"
-    assert value(samples, failures, task="broken", exception="ValueError") == 1
-    assert value(samples, failures, task="flaky", exception="ConnectionError") == 1
+    # One label form for every class, builtins and jobify's own alike: module.qualname.
+    assert value(samples, failures, task="broken", exception="builtins.ValueError") == 1
+    assert value(samples, failures, task="flaky", exception="builtins.ConnectionError") == 1
     timeout_error = "jobify.exceptions.JobTimeoutError"
     assert value(samples, failures, task="slow", exception=timeout_error) == 1
     assert value(samples, "jobify_job_retries_total", task="flaky") == 1
