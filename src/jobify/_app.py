@@ -304,6 +304,17 @@ class Jobify(_Registrar):
     # -- queries -------------------------------------------------------------------------
 
     @property
+    def concurrency_in_force(self) -> tuple[int | None, str]:
+        """The most jobs this app runs at once and why: ``(concurrency, "set")`` when given,
+        ``(100, "shared-store default")`` on a shared store without it (a worker claims at
+        most that many), ``(None, "no limit")`` otherwise."""
+        if self.concurrency is not None:
+            return self.concurrency, "set"
+        if isinstance(self.configs.storage, SharedStorage):
+            return DEFAULT_CAPACITY, "shared-store default"
+        return None, "no limit"
+
+    @property
     def tasks(self) -> Mapping[str, Route[Any, Any]]:
         """Every registered task by full name (app tasks and included routers' tasks)."""
         return MappingProxyType(self._registry.routes)

@@ -177,7 +177,13 @@ async def test_bad_at_and_delay_values(app: Jobify) -> None:
             await noop.schedule().delay(timedelta(seconds=5))  # type: ignore[arg-type]
         with pytest.raises(TypeError, match="now must be a datetime"):
             await noop.schedule().delay(1, now=0)  # type: ignore[arg-type]
+        # An int too large for a float is a ValueError saying so, not a bare OverflowError.
+        for huge in (10**400, 10**5000):
+            with pytest.raises(ValueError, match="delay is too large"):
+                await noop.schedule().delay(huge)
         assert app.get_active_jobs() == []
+        now = await noop.schedule().delay(-(10**400))  # negative, however large: now
+        await now
 
 
 async def test_bad_wait_all_timeout(app: Jobify) -> None:

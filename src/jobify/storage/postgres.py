@@ -488,7 +488,8 @@ class PostgresStorage(PostgresReads, SharedStorage):
         # by an attempt whose answer never came are not in self._held, so the heartbeat never
         # renews them and they become claimable again when their lease expires.
         rows = await self._run("fetch", sql.CLAIM, values, "claiming jobs", idempotent=True)
-        records = sorted((JobRecord(*row) for row in rows), key=lambda r: r.exec_at)
+        records = sorted((JobRecord(*row[:6]) for row in rows), key=lambda r: r.exec_at)
+        _log_takeovers(rows, self.worker_id)
         if records:
             self._held.update(record.job_id for record in records)
             self._claimed_ever = True
@@ -599,3 +600,21 @@ class PostgresStorage(PostgresReads, SharedStorage):
             "updated": [t.updated_at for t in tasks],
         }
         await self._run("execute", sql.SAVE_TASKS, values, "saving tasks", idempotent=True)
+
+
+def _log_takeovers(rows: Sequence[Any], worker_id: str) -> None:
+    """Name the jobs a claim took over from another worker whose lease had expired (it died
+    or stalled), one line per previous holder."""
+    taken: dict[str, list[str]] = {}
+    for row in rows:
+        previous = row["previous"]
+        if previous is not None and previous != worker_id:
+            taken.setdefault(previous, []).append(row["job_id"])
+    for previous, job_ids in taken.items():
+        logger.warning(
+            "took over %d job(s) from worker %s, whose lease expired: %s",
+            len(job_ids),
+            previous,
+            ", ".join(repr(job_id) for job_id in job_ids),
+            extra={"job_ids": job_ids, "previous_worker": previous},
+        )

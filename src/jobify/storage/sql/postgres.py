@@ -166,22 +166,23 @@ GET_RESULT = (
 
 # -- worker statements ----------------------------------------------------------------------
 
-CLAIM = (
-    """
-UPDATE {s}.jobs SET locked_by = :worker, locked_until = :until
-WHERE job_id IN (
-    SELECT job_id FROM {s}.jobs
+CLAIM = """
+WITH picked AS (
+    SELECT job_id, locked_by FROM {s}.jobs
     WHERE status = 'scheduled' AND exec_at <= :due AND task_name = ANY(:tasks::text[])
       AND (locked_until IS NULL OR locked_until <= :now)
     ORDER BY exec_at
     LIMIT :limit
     FOR UPDATE SKIP LOCKED
 )
-RETURNING """
-    + JOB_COLUMNS
-)
+UPDATE {s}.jobs AS j SET locked_by = :worker, locked_until = :until
+FROM picked WHERE j.job_id = picked.job_id
+RETURNING j.job_id, j.task_name, j.exec_at, j.arguments, j.trigger, j.status,
+    picked.locked_by AS previous
+"""
 """Claim due rows (unclaimed, or whose lease expired) of these tasks, earliest first; rows
-locked by a concurrent claim are skipped, never waited for."""
+locked by a concurrent claim are skipped, never waited for. Each row comes with the worker
+whose expired lease it had (``previous``; NULL for a row nobody held): a takeover."""
 
 NEXT_CLAIMABLE = """
 WITH first_free AS (
