@@ -148,7 +148,7 @@ def _timeout_layer(timeout: float) -> Layer:
             try:
                 async with asyncio.timeout(timeout) as cm:
                     return await inner(ctx)
-            except TimeoutError as exc:
+            except TimeoutError:
                 if cm.expired():
                     # An expected outcome, not a bug: no chain of jobify's own frames.
                     raise JobTimeoutError(ctx.job.id, timeout) from None

@@ -262,13 +262,17 @@ class Submitter:
     async def _through_outer(self, request: Request, outer: Sequence[Any]) -> Job[Any]:
         task = request.task
         spec = task.spec
-        job: Job[Any] = Job(request.job_id, self._display_time(request))
+        when = self._display_time(request)
+        # A replacement shows middleware the handle it updates in place (see _take_handle).
+        old = self.scheduler.jobs.get(request.job_id) if request.replace else None
+        held = None if old is None or old.running() or is_final(old.job) else old.job
+        job: Job[Any] = held if held is not None else Job(request.job_id, when)
         args, kwargs = spec.call_args(request.arguments)
         port = task.port
         assert port is not None
         ctx = OuterContext(
             job=job,
-            trigger=request.cron if request.cron is not None else job.exec_at,
+            trigger=request.cron if request.cron is not None else when,
             runnable=Runnable(task.name, spec.func, args, kwargs, spec.options.run_mode),
             arguments=dict(spec.as_dict(request.arguments)),
             func_spec=spec.signature,
@@ -294,12 +298,18 @@ class Submitter:
             except Exception:  # values whose comparison raises: keep what was asked
                 changed = True
             requested = request.arguments if changed else None
-            reached = await self.commit(replace(request, arguments=final, requested=requested), job)
+            # A held handle moves over to the new job once it is committed (see commit).
+            reached = await self.commit(
+                replace(request, arguments=final, requested=requested),
+                None if job is held else job,
+            )
             return reached
 
         await compose(outer, innermost)(ctx)
         if reached is not None:
             return reached  # the committed handle (a replaced job's own, updated in place)
+        if job is held:
+            return job  # a refused replacement: the job stays as it was
         # Refused: nothing is stored and nothing runs; the caller still gets its handle.
         finish(job, JobStatus.CANCELLED)
         log.info(

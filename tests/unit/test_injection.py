@@ -81,7 +81,7 @@ async def test_every_injectable_type_in_main_mode() -> None:
         assert isinstance(seen["request_state"], RequestState)
         assert seen["request_state"] is ctx.request_state
         assert seen["config"] is app.configs
-        assert seen["runnable"] is ctx.runnable and seen["runnable"].name == "work"
+        assert seen["runnable"] is ctx.runnable and seen["runnable"].name == work.name
         assert seen["cron"] is None  # not a cron job
         # The injected builder re-schedules the same task with the same arguments.
         builder = seen["builder"]
@@ -137,7 +137,7 @@ async def test_cron_context_is_injected_into_cron_jobs() -> None:
         seen.append((cron.cron.expression, cron.runs, cron.failures))
 
     async with app:
-        job = app.find_job("tick")
+        job = app.find_job(tick.name)
         assert job is not None
         await job.wait()
     assert seen == [("* * * * * * *", 0, 0)]
