@@ -473,7 +473,7 @@ class Jobify(_Registrar):
             else:
                 await restorer.declare(tasks, {}, {}, None)
             if storage is not None:
-                await storage.save_tasks(_task_records(tasks, self._clock()))
+                await storage.save_tasks(_task_records(tasks, self._clock(), self.configs.tz))
             # Timers start last: a restored job that is overdue runs once startup is done,
             # never while it is still being set up.
             scheduler.start()
@@ -628,8 +628,9 @@ class Jobify(_Registrar):
         return await submitter.commit(request)
 
 
-def _task_records(tasks: Mapping[str, Task], now: float) -> list[TaskRecord]:
-    """The registered tasks, for inspection tools (which read them from the store)."""
+def _task_records(tasks: Mapping[str, Task], now: float, tz: ZoneInfo) -> list[TaskRecord]:
+    """The registered tasks, for inspection tools (which read them from the store); each
+    names the app's zone, in which the command and the dashboard show times."""
     records = []
     for name, task in tasks.items():
         options = task.spec.options
@@ -642,6 +643,7 @@ def _task_records(tasks: Mapping[str, Task], now: float) -> list[TaskRecord]:
             "cron": cron.expression if cron is not None else None,
             "cron_tz": str(cron.zone) if cron is not None and cron.zone is not None else None,
             "max_runs": cron.max_runs if cron is not None else None,
+            "app_tz": tz.key,
         }
         records.append(TaskRecord(name, json.dumps(doc, separators=(",", ":")), now))
     return records
