@@ -532,3 +532,36 @@ async def test_cancel_during_shutdown_is_durable_or_raises(
         assert app2.find_job("late") is not None  # the one that raised did not happen
         assert app2.find_job(running.id) is not None  # the cut job runs again
     assert ran == []
+
+
+# -- 15: a timeout is one line ----------------------------------------------------------------
+
+
+async def test_a_timeout_is_one_log_line_and_no_traceback_in_the_history(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from jobify.inspection import Inspector
+
+    db = tmp_path / "jobs.db"
+    app = Jobify(storage=SQLiteStorage(db))
+
+    @app.task(name="slow", timeout=0.05)
+    async def slow() -> None:
+        await asyncio.sleep(60)
+
+    with caplog.at_level(logging.DEBUG, logger="jobify"):
+        async with app:
+            job = await slow.push()
+            await job.wait()
+    assert status(job) is JobStatus.TIMEOUT
+    lines = [r for r in caplog.records if r.levelno >= logging.WARNING and job.id in r.getMessage()]
+    assert len(lines) == 1, [r.getMessage() for r in lines]
+    [line] = lines
+    assert line.levelno == logging.ERROR and line.exc_info is None
+    assert line.getMessage() == f"job {job.id!r} of task 'slow' timed out after 0.05s (attempt 1)"
+    exc = job.exception
+    assert exc is not None and exc.__cause__ is None and exc.__suppress_context__
+    async with Inspector.from_url(f"sqlite:///{db}") as inspector:
+        [run] = await inspector.list_runs(failed_only=True)
+    assert run.outcome == "timeout" and run.traceback is None
+    assert run.error_type == "jobify.exceptions.JobTimeoutError"
