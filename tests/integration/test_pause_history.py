@@ -106,7 +106,7 @@ async def test_pause_is_persisted_and_survives_a_restart(tmp_path: Path) -> None
     def build() -> Jobify:
         app = Jobify(storage=SQLiteStorage(db))
 
-        @app.task
+        @app.task(name="beat")
         async def beat(tag: str) -> None:
             ran.append(tag)
 

@@ -29,22 +29,22 @@ async def schema() -> AsyncIterator[str]:
 def build(schema: str, log: list[Any], *, worker: bool = True, **options: Any) -> Jobify:
     app = Jobify(storage=pgtest.storage(schema), worker=worker, **options)
 
-    @app.task
+    @app.task(name="double")
     async def double(n: int) -> int:
         log.append(("double", n))
         return 2 * n
 
-    @app.task
+    @app.task(name="slow")
     async def slow(n: int) -> int:
         await asyncio.sleep(0.2)
         log.append(("slow", n))
         return n
 
-    @app.task
+    @app.task(name="opaque")
     async def opaque() -> object:
         return object()  # a value that cannot be sent to a waiter elsewhere
 
-    @app.task
+    @app.task(name="tick")
     async def tick(tag: str) -> str:
         log.append(("tick", tag))
         return tag
