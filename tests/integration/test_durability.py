@@ -117,7 +117,7 @@ async def test_bad_records_are_logged_left_in_place_and_others_restore(
     db = tmp_path / "jobs.db"
     app = Jobify(storage=SQLiteStorage(db))
 
-    @app.task
+    @app.task(name="gone")
     async def gone() -> None:
         pass
 

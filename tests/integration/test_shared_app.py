@@ -132,7 +132,7 @@ async def test_declared_crons_are_declared_once_for_the_cluster(schema: str) -> 
     def with_cron() -> Jobify:
         app = build(schema, log)
 
-        @app.task(cron=Cron("0 0 1 1 *"))
+        @app.task(name="yearly", cron=Cron("0 0 1 1 *"))
         async def yearly() -> None:
             pass
 
