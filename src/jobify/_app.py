@@ -410,6 +410,7 @@ class Jobify(_Registrar):
             pools = Pools(self.configs.threadpool_executor, self.configs.processpool_executor)
             # Off the loop: waiting for a process pool's workers must not stall other tasks.
             stack.push_async_callback(asyncio.to_thread, pools.shutdown)
+            stack.callback(pools.cancel_thread_calls)  # unwinds first, on the loop
             tasks = self._compile(pools)
             for stop in self._middleware_shutdowns():
                 # Pushed before the scheduler's stop: running jobs are cancelled first, then
