@@ -74,7 +74,7 @@ async def main() -> None:
         print("timeout   ->", job5.status, "-", job5.exception)
         assert job5.status is JobStatus.TIMEOUT
 
-        if app.find_job("heartbeat") is None:
+        if app.find_job(heartbeat.name) is None:  # a declared cron: its id is the task name
             print("cron      -> heartbeat made its 3 runs in an earlier run: it stays finished")
             print("             (delete jobify.db to start afresh)")
         else:

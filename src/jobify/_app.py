@@ -32,7 +32,7 @@ from jobify._entry import JobEntry, Task
 from jobify._execution import Pools, build_execute
 from jobify._history import NULL_RUN_LOG, HistoryLog, RunHistory
 from jobify._jobs import Job
-from jobify._records import OrphanSource, StoreRecorder
+from jobify._records import OrphanSource, StoreRecorder, former_names
 from jobify._restore import Restorer
 from jobify._scheduler import Scheduler
 from jobify._shared import DEFAULT_CAPACITY, ResultCodec, SharedRecorder, SharedWorker
@@ -51,6 +51,8 @@ from jobify.router import (
     _Registrar,
     check_handler,
     check_handlers,
+    check_includable,
+    check_some,
 )
 from jobify.serializers import ExtendedJSONSerializer, JSONSerializer, Serializer
 from jobify.storage import SQLiteStorage, Storage
@@ -222,17 +224,21 @@ class Jobify(_Registrar):
         # walked again at startup for annotations that could not be resolved yet.
         register_task_types(self.configs.serializer, route.func)
 
+    def _check_registering(self) -> None:
+        self._check_not_started("register a task")
+
     def _register(self, route: Route[Any, Any]) -> None:
         if route.options.cron is not None:
             self._cron_parser(route.options.cron.expression)  # CronParseError at decoration
         self._registry.add(route)
 
     def include_router(self, router: JobRouter) -> None:
-        """Add a router's tasks (and its sub-routers') under their prefixes."""
-        if not isinstance(router, JobRouter):
-            raise TypeError(f"include_router takes a JobRouter, got {type(router).__name__}")
-        if router.parent is not None or router in self._registry.routers:
-            raise ValueError(f"{router!r} is already included somewhere; include it once")
+        """Add a router's tasks (and its sub-routers') under their prefixes.
+
+        ``RuntimeError`` for a router included before (here or elsewhere) and for an app;
+        ``ApplicationStateError`` once the app has started."""
+        check_includable(router)
+        self._check_not_started("include a router")
         for node in router.walk():
             for route in node.routes:
                 if route.options.cron is not None:
@@ -240,7 +246,8 @@ class Jobify(_Registrar):
         self._registry.attach(router)
 
     def include_routers(self, *routers: JobRouter) -> None:
-        """Include several routers, in order."""
+        """Include several routers, in order (at least one: ``ValueError`` otherwise)."""
+        check_some(routers)
         for router in routers:
             self.include_router(router)
 
@@ -301,6 +308,17 @@ class Jobify(_Registrar):
     # -- queries -------------------------------------------------------------------------
 
     @property
+    def concurrency_in_force(self) -> tuple[int | None, str]:
+        """The most jobs this app runs at once and why: ``(concurrency, "set")`` when given,
+        ``(100, "shared-store default")`` on a shared store without it (a worker claims at
+        most that many), ``(None, "no limit")`` otherwise."""
+        if self.concurrency is not None:
+            return self.concurrency, "set"
+        if isinstance(self.configs.storage, SharedStorage):
+            return DEFAULT_CAPACITY, "shared-store default"
+        return None, "no limit"
+
+    @property
     def tasks(self) -> Mapping[str, Route[Any, Any]]:
         """Every registered task by full name (app tasks and included routers' tasks)."""
         return MappingProxyType(self._registry.routes)
@@ -308,6 +326,8 @@ class Jobify(_Registrar):
     def find_job(self, job_id: str) -> Job[Any] | None:
         """The live handle of a scheduled, running or paused job, or of an orphaned stored
         job (status ORPHANED: its ``cancel()`` removes the record); None if unknown."""
+        if type(job_id) is not str and isinstance(job_id, str):
+            job_id = str.__str__(job_id)  # an enum member with a str value: the value
         if self._scheduler is not None:
             entry = self._scheduler.jobs.get(job_id)
             if entry is not None:
@@ -412,6 +432,7 @@ class Jobify(_Registrar):
                 for task in tasks.values():
                     register_task_types(self.configs.serializer, task.spec.func)
                 recorder = StoreRecorder(storage, codec)
+                recorder.former = former_names(tasks)
                 if isinstance(storage, SharedStorage):
                     worker = self._shared_worker(storage, scheduler, recorder, codec, tasks)
                     storage.set_listener(worker)  # before startup: it starts listening
@@ -463,7 +484,7 @@ class Jobify(_Registrar):
             else:
                 await restorer.declare(tasks, {}, {}, None)
             if storage is not None:
-                await storage.save_tasks(_task_records(tasks, self._clock()))
+                await storage.save_tasks(_task_records(tasks, self._clock(), self.configs.tz))
             # Timers start last: a restored job that is overdue runs once startup is done,
             # never while it is still being set up.
             scheduler.start()
@@ -618,8 +639,9 @@ class Jobify(_Registrar):
         return await submitter.commit(request)
 
 
-def _task_records(tasks: Mapping[str, Task], now: float) -> list[TaskRecord]:
-    """The registered tasks, for inspection tools (which read them from the store)."""
+def _task_records(tasks: Mapping[str, Task], now: float, tz: ZoneInfo) -> list[TaskRecord]:
+    """The registered tasks, for inspection tools (which read them from the store); each
+    names the app's zone, in which the command and the dashboard show times."""
     records = []
     for name, task in tasks.items():
         options = task.spec.options
@@ -632,6 +654,7 @@ def _task_records(tasks: Mapping[str, Task], now: float) -> list[TaskRecord]:
             "cron": cron.expression if cron is not None else None,
             "cron_tz": str(cron.zone) if cron is not None and cron.zone is not None else None,
             "max_runs": cron.max_runs if cron is not None else None,
+            "app_tz": tz.key,
         }
         records.append(TaskRecord(name, json.dumps(doc, separators=(",", ":")), now))
     return records

@@ -1,4 +1,4 @@
-"""``ScheduleBuilder`` (``task.schedule(...).at/.delay/.cron``) and the port it submits to.
+"""``ScheduleBuilder`` (``task.schedule(...).push/.at/.delay/.cron``) and the port it submits to.
 
 A builder holds a task's bound arguments and the task's :class:`SubmitPort`; choosing the
 trigger (``at``, ``delay`` or ``cron``) turns them into one scheduling request. The port is

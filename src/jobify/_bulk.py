@@ -45,7 +45,7 @@ class BulkSubmitter(Protocol):
         self,
         request: Request,
         outer: Sequence[Any],
-        commit: Callable[[Request, Job[Any]], Awaitable[Job[Any]]],
+        commit: Callable[[Request, Job[Any] | None], Awaitable[Job[Any]]],
     ) -> Awaitable[Job[Any]]: ...
     def entry_for(
         self, request: Request, job: Job[Any], recorder: Recorder | None = None
@@ -107,7 +107,8 @@ async def push_many(submitter: BulkSubmitter, task: Task, items: Iterable[Any]) 
         # not stored. What it lets through is gathered here and written below, together.
         for index, request in enumerate(requests):
 
-            async def gather(final: Request, job: Job[Any], index: int = index) -> Job[Any]:
+            async def gather(final: Request, job: Job[Any] | None, index: int = index) -> Job[Any]:
+                assert job is not None  # a fresh id is never a replacement: no held handle
                 accepted.append((index, final, job))
                 return job
 

@@ -50,10 +50,13 @@ INJECT: Any = _Inject()
 
 
 class State(MutableMapping[str, Any]):
-    """A namespace with attribute and item access (``state.db`` is ``state["db"]``)."""
+    """A namespace with attribute and item access (``state.db`` is ``state["db"]``).
 
-    def __init__(self, initial: Mapping[str, Any] | None = None) -> None:
-        object.__setattr__(self, "_data", dict(initial or {}))
+    ``State({"db": db})`` or ``State(state={"db": db})``: the initial contents (copied).
+    """
+
+    def __init__(self, state: Mapping[str, Any] | None = None) -> None:
+        object.__setattr__(self, "_data", dict(state or {}))
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -302,7 +305,8 @@ def _injectable_origin(hint: Any) -> Any:
 def injections_for(func: Callable[..., Any], task_name: str) -> dict[str, Extractor]:
     """Map each ``INJECT`` parameter of ``func`` to how its value is taken from a JobContext.
 
-    Raises ``TypeError`` naming the parameter when its hint is missing or not injectable.
+    Raises ``ValueError`` naming the parameter when it has no annotation (there is nothing
+    to inject by), ``TypeError`` when its hint is not injectable.
     """
     sig = inspect.signature(func)
     wanted = [p for p in sig.parameters.values() if p.default is INJECT]
@@ -319,6 +323,12 @@ def injections_for(func: Callable[..., Any], task_name: str) -> dict[str, Extrac
     result: dict[str, Extractor] = {}
     for param in wanted:
         hint = hints.get(param.name, inspect.Parameter.empty)
+        if hint is inspect.Parameter.empty:
+            raise ValueError(
+                f"task {task_name!r}: parameter {param.name!r} = INJECT has no type "
+                "annotation; annotate it with what to inject, e.g. "
+                f"'{param.name}: JobContext = INJECT'"
+            )
         extractor = table.get(_injectable_origin(hint))
         if extractor is None:
             names = ", ".join(sorted(t.__name__ for t in table))

@@ -169,9 +169,10 @@ def _timeout_layer(timeout: float) -> Layer:
             try:
                 async with asyncio.timeout(timeout) as cm:
                     return await inner(ctx)
-            except TimeoutError as exc:
+            except TimeoutError:
                 if cm.expired():
-                    raise JobTimeoutError(ctx.job.id, timeout) from exc
+                    # An expected outcome, not a bug: no chain of jobify's own frames.
+                    raise JobTimeoutError(ctx.job.id, timeout) from None
                 raise
 
         return timed
@@ -330,6 +331,17 @@ def build_execute(
 
 
 def _log_failure(entry: JobEntry, name: str, exc: BaseException, attempts: int) -> None:
+    if isinstance(exc, JobTimeoutError):
+        # An expected outcome: one line, no traceback (that is for the task's own errors).
+        log.error(
+            "job %r of task %r timed out after %gs (attempt %d)",
+            entry.job.id,
+            name,
+            exc.timeout,
+            attempts,
+            extra={"job_id": entry.job.id, "task_name": name, "attempt": attempts},
+        )
+        return
     log.error(
         "job %r of task %r failed after %d attempt(s): %s: %s",
         entry.job.id,

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from jobify._entry import JobEntry, Outcome
-from jobify.exceptions import StorageError
+from jobify.exceptions import JobTimeoutError, StorageError
 from jobify.storage.base import RunRecord, Storage
 
 __all__ = ["NULL_RUN_LOG", "HistoryLog", "RunHistory"]
@@ -102,7 +102,12 @@ class HistoryLog:
         else:
             error_type = f"{type(exc).__module__}.{type(exc).__qualname__}"
             message = str(exc)
-            text = "".join(traceback.format_exception(exc))[-MAX_TRACEBACK_CHARS:]
+            # A timeout is an expected outcome: its message says it all, no traceback.
+            text = (
+                None
+                if isinstance(exc, JobTimeoutError)
+                else "".join(traceback.format_exception(exc))[-MAX_TRACEBACK_CHARS:]
+            )
         self._pending.append(
             RunRecord(  # by position: this runs for every finished run
                 entry.job.id,

@@ -58,6 +58,9 @@ class JobStatus(enum.StrEnum):
     ORPHANED = "orphaned"
 
 
+# A handle left waiting by a stopped app (final here, but its job is not done).
+_PARKED = (JobStatus.SCHEDULED, JobStatus.PAUSED)
+
 _OUTCOMES = frozenset(
     {
         JobStatus.SUCCESS,
@@ -154,6 +157,11 @@ class Job(Generic[T]):
         """The exception of the latest failed or timed-out run, else None."""
         return self._exception
 
+    def is_cron(self) -> bool:
+        """True for a recurring (cron) job."""
+        source = self._source
+        return source is not None and source.cron_expression is not None
+
     def is_done(self) -> bool:
         """True once the job has an outcome for good (a cron job between runs is not done)."""
         return self.status in _OUTCOMES
@@ -203,10 +211,12 @@ class Job(Generic[T]):
         ``asyncio.CancelledError``, a ``PROCESS`` job's child process is terminated, a
         ``THREAD`` job's thread runs to its end and its outcome is dropped. A cron job is
         cancelled as a whole. No effect on a job that is done. Returns once the removal is
-        committed: a reported cancel is durable.
+        committed: a reported cancel is durable. During or after the app's shutdown, a stored
+        job is removed while its storage is still open; once it is closed this raises
+        ``ApplicationStateError`` (the job stays stored and runs after the next start).
         """
         source = self._source
-        if source is not None and not self._final:
+        if source is not None and (not self._final or self.status in _PARKED):
             await source.cancel()
 
     async def pause(self) -> None:

@@ -36,6 +36,7 @@ __all__ = [
     "Restored",
     "StoreRecorder",
     "Unrestorable",
+    "former_names",
     "retry_record",
 ]
 
@@ -120,6 +121,20 @@ class Restored:
         )
 
 
+def former_names(tasks: Mapping[str, Task]) -> dict[str, Task]:
+    """Old default task names (the bare function name) → the task each one now names.
+
+    Task names used to default to the function's name; they are ``module:qualname`` now.
+    A record stored under an old default name still belongs to its task when exactly one
+    task had that name and no task is called so today.
+    """
+    found: dict[str, list[Task]] = {}
+    for task in tasks.values():
+        for old in task.spec.former_names:
+            found.setdefault(old, []).append(task)
+    return {old: ts[0] for old, ts in found.items() if len(ts) == 1 and old not in tasks}
+
+
 def same_cron(a: Cron, b: Cron) -> bool:
     """Two Crons declare the same schedule (their ``args``/``kwargs`` compared apart)."""
     return bool(
@@ -162,6 +177,8 @@ class StoreRecorder(OwnsWhole):
         self.storage = storage
         self.codec = codec
         self._hints: dict[str, dict[str, Any]] = {}
+        self.former: Mapping[str, Task] = {}
+        """Old default task name → the one task it names now (see :func:`former_names`)."""
 
     def _hints_for(self, task: Task) -> dict[str, Any]:
         hints = self._hints.get(task.name)
@@ -245,7 +262,17 @@ class StoreRecorder(OwnsWhole):
         """Decode one record, or raise :class:`Unrestorable` saying why."""
         task = tasks.get(record.task_name)
         if task is None:
-            raise Unrestorable(f"task {record.task_name!r} is not registered in this app")
+            task = self.former.get(record.task_name)
+            if task is None:
+                raise Unrestorable(f"task {record.task_name!r} is not registered in this app")
+            log.info(
+                "job %r was stored under task name %r, the old default name of task %r; "
+                "it is restored as a job of that task",
+                record.job_id,
+                record.task_name,
+                task.name,
+                extra={"job_id": record.job_id, "task_name": task.name},
+            )
         # Stored data is untrusted: whatever decoding raises (SystemExit included, which no
         # record may use to end the process) makes this one record unrestorable.
         try:

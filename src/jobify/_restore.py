@@ -17,7 +17,7 @@ from datetime import tzinfo
 
 from jobify._builder import Bound
 from jobify._entry import JobEntry, Task
-from jobify._jobs import JobStatus
+from jobify._jobs import Job, JobStatus
 from jobify._records import (
     OrphanSource,
     Restored,
@@ -141,23 +141,34 @@ class Restorer:
         storage = worker.storage
         for name, task in tasks.items():
             cron = task.spec.options.cron
+            job_id = name
             current = await storage.get(name)
+            for old in task.spec.former_names if current is None else ():
+                # Declared under the task's old default name: that job is this declaration.
+                current = await storage.get(old)
+                if current is not None:
+                    job_id = old
+                    break
             found = None
             if current is not None:
                 try:
                     found = worker.records.decode(current, tasks)
                 except Unrestorable:
                     found = None
+                if found is not None and found.task is not task:
+                    found = None
             if cron is None or not task.durable:
                 if found is not None and found.declared:
-                    log.info("cron job %r is no longer declared on its task; removed", name)
-                    await storage.delete(name)
+                    log.info("cron job %r is no longer declared on its task; removed", job_id)
+                    await storage.delete(job_id)
                 continue
             arguments = task.spec.bind(tuple(cron.args), dict(cron.kwargs))
             tz = cron.zone or self._tz
             if found is not None and found.declares(task, cron, tz, arguments):
                 continue  # unchanged: keep its state, whichever worker wrote it
             await self._commit_declared(self._declaration(task, cron, tz, arguments))
+            if job_id != name and found is not None and found.declared:
+                await storage.delete(job_id)  # the changed declaration replaced it
 
     def _declaration(self, task: Task, cron: Cron, tz: tzinfo, arguments: Bound) -> Request:
         """The request that (re)declares ``task``'s cron under its own name."""
@@ -176,7 +187,7 @@ class Restorer:
 
     async def _commit_declared(self, request: Request) -> None:
         try:
-            await self._submitter.commit(request)
+            await self._submitter.declare(request)
         except CronExhaustedError as exc:
             # A declaration that can never fire again (e.g. a one-off whose year has passed)
             # is not a reason to refuse to start every other job.
@@ -189,6 +200,47 @@ class Restorer:
                 exc,
                 extra={"task_name": request.task.name},
             )
+
+    async def _rename_declared(self, task: Task, restored: dict[str, JobEntry]) -> None:
+        """Move the declared cron stored under ``task``'s old default name (its job id was
+        the task's name) to the task's name now, keeping its counters and next fire."""
+        scheduler = self._scheduler
+        for old in task.spec.former_names:
+            entry = restored.get(old)
+            if entry is None or not entry.declared or entry.task is not task:
+                continue
+            renamed = JobEntry(
+                task,
+                Job(task.name),
+                entry.arguments,
+                entry.exec_ts,
+                entry.tz,
+                entry.recorder,
+                entry.cron,
+                entry.parser,
+                entry.runs,
+                entry.failures,
+            )
+            renamed.declared = renamed.missed = True
+            if entry.paused:
+                renamed.paused = True
+                renamed.job.status = JobStatus.PAUSED
+            await renamed.recorder.save(renamed)  # the new record first: nothing is lost
+            del restored[old]
+            scheduler.retire(entry)
+            scheduler.handover(entry, replaced=True)
+            await entry.recorder.delete(entry)
+            scheduler.add(renamed)
+            restored[task.name] = renamed
+            log.info(
+                "declared cron job %r of task %r is now known by the task's name %r (its "
+                "counters and next fire are kept)",
+                old,
+                task.name,
+                task.name,
+                extra={"job_id": task.name, "task_name": task.name},
+            )
+            return
 
     def _orphan(self, storage: Storage, record: JobRecord, reason: str) -> None:
         log.error(
@@ -222,6 +274,8 @@ class Restorer:
         submitter, scheduler = self._submitter, self._scheduler
         assert submitter is not None and scheduler is not None
         for job_id, found in ended.items():
+            if job_id in found.task.spec.former_names and found.task.spec.options.cron:
+                continue  # the declaration under the task's old default name
             if found.declared and (
                 found.task.spec.options.cron is None or job_id != found.task.name
             ):
@@ -230,6 +284,8 @@ class Restorer:
                     await storage.delete(job_id)
         for job_id, entry in list(restored.items()):
             task = tasks[entry.task.name]
+            if job_id in task.spec.former_names and task.spec.options.cron is not None:
+                continue  # stored under the task's old default name: renamed below
             if entry.declared and (task.spec.options.cron is None or job_id != task.name):
                 log.info("cron job %r is no longer declared on its task; removed", job_id)
                 del restored[job_id]
@@ -240,6 +296,8 @@ class Restorer:
             cron = task.spec.options.cron
             if cron is None:
                 continue
+            if name not in restored:
+                await self._rename_declared(task, restored)
             arguments = task.spec.bind(tuple(cron.args), dict(cron.kwargs))
             tz = cron.zone or self._tz
             current = restored.get(name)
@@ -247,11 +305,18 @@ class Restorer:
                 current.declared = True
                 continue
             final = ended.get(name)
+            for old in task.spec.former_names if final is None else ():
+                earlier = ended.get(old)
+                if earlier is not None and earlier.task is task and earlier.declared:
+                    final = earlier  # ended under the task's old default name
+                    break
             if current is None and final is not None and final.declares(task, cron, tz, arguments):
                 continue  # it ran to its end: an unchanged declaration stays finished
             request = self._declaration(task, cron, tz, arguments)
             restored.pop(name, None)
             await self._commit_declared(request)
+            if final is not None and final.record.job_id != name and storage is not None:
+                await storage.delete(final.record.job_id)  # the changed declaration's old end
 
 
 def _same_declaration(

@@ -118,18 +118,23 @@ class Scheduler:
         """Stop timers; cancel running jobs and wait for them.
 
         Durable records stay in storage: those jobs run after the next start, and their
-        handles keep the status SCHEDULED (or PAUSED) with their waiters woken; a job that
-        is not durable ends CANCELLED.
+        handles keep the status SCHEDULED (or PAUSED) with their waiters woken; a cron job
+        that is not durable keeps SCHEDULED too (and its last result); a one-shot job that is
+        not durable ends CANCELLED. Running jobs cut short are named in one log line.
         """
         self._running = False
         self._stopped = True
         self.timers.stop()
         running: list[asyncio.Task[Any]] = []
+        cut: list[JobEntry] = []
         for entry in list(self.jobs.values()):
             self.timers.disarm(entry)
             if entry.run is not None and not entry.run.done():
                 entry.run.cancel()
                 running.append(entry.run)
+                cut.append(entry)
+        if cut:
+            _log_cut(cut)
         running.extend(t for t in self._saving.values() if not t.done())
         for task in self._saving.values():
             task.cancel()
@@ -140,7 +145,7 @@ class Scheduler:
             job = entry.job
             if is_final(job):
                 continue
-            if entry.recorder.durable:
+            if entry.recorder.durable or entry.cron is not None:
                 entry.parked = True
                 park(job, JobStatus.PAUSED if entry.paused else JobStatus.SCHEDULED)
             else:
@@ -739,3 +744,23 @@ def _cancelled_error(entry: JobEntry) -> JobCancelledError:
 
 def _extra(entry: JobEntry) -> dict[str, Any]:
     return {"job_id": entry.job.id, "task_name": entry.task.name}
+
+
+def _log_cut(cut: list[JobEntry]) -> None:
+    """One line naming the running jobs a shutdown cuts short: a stored one runs again after
+    the next start (from its beginning), one that is not stored does not."""
+    again = [e for e in cut if e.recorder.durable]
+    lost = [e for e in cut if not e.recorder.durable]
+    parts = []
+    if again:
+        names = ", ".join(f"{e.job.id!r} ({e.task.name})" for e in again)
+        parts.append(f"{len(again)} stored job(s) run again after the next start: {names}")
+    if lost:
+        names = ", ".join(f"{e.job.id!r} ({e.task.name})" for e in lost)
+        parts.append(f"{len(lost)} job(s) that are not stored do not run again: {names}")
+    log.warning(
+        "shutdown cut %d running job(s) short; %s",
+        len(cut),
+        "; ".join(parts),
+        extra={"job_ids": [e.job.id for e in cut]},
+    )

@@ -318,7 +318,8 @@ class SharedWorker(SharedListener):
         self.claims = claims
         """False for a producer-only app: it schedules jobs that workers run."""
         self.remote: dict[str, RemoteSource] = {}
-        self._names = sorted(tasks)
+        # Records stored under a task's old default name are its jobs too.
+        self._names = sorted({*tasks, *(n for n, t in records.former.items() if t.name in tasks)})
         self._loop: asyncio.AbstractEventLoop | None = None
         self._running = False
         self._claiming: asyncio.Task[None] | None = None

@@ -8,9 +8,11 @@ through the task's outer middleware, then commits it: a durable job is written t
 
 Replacing is a cancel of the old job plus the new one, atomically: the old job stops firing
 at once, the new record is committed, and only then does the old job lose its id (if the
-commit fails, the old job is owned again, as if nothing happened). Calls for one id are
-serialized: with ``replace=True`` the last caller wins; without it, a second caller while one
-is being committed gets ``DuplicateJobError``.
+commit fails, the old job is owned again, as if nothing happened). The caller's handle of the
+old job is updated in place: it becomes the new job's handle (still SCHEDULED), so whoever
+holds it follows the replacement; only a run already under way keeps its own handle. Calls
+for one id are serialized: with ``replace=True`` the last caller wins; without it, a second
+caller while one is being committed gets ``DuplicateJobError``.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from jobify._bulk import push_many
 from jobify._config import JobifyConfiguration
 from jobify._context import OuterContext, RequestState, Runnable
 from jobify._entry import JobEntry, Recorder, Task
-from jobify._jobs import Job, JobStatus, finish, park
+from jobify._jobs import Job, JobStatus, attach, finish, is_final, park
 from jobify._records import NULL_RECORDER, StoreRecorder
 from jobify._runmodes import RunMode, check_process_args
 from jobify._scheduler import Scheduler
@@ -251,7 +253,7 @@ class Submitter:
         self,
         request: Request,
         outer: Sequence[Any],
-        commit: Callable[[Request, Job[Any]], Awaitable[Job[Any]]],
+        commit: Callable[[Request, Job[Any] | None], Awaitable[Job[Any]]],
     ) -> Awaitable[Job[Any]]:
         """Pass ``request`` through outer middleware to ``commit`` instead of committing."""
         return self._through_outer(request, outer, commit)
@@ -347,24 +349,36 @@ class Submitter:
             return await self.commit(request)
         return await self._through_outer(request, task.outer)
 
+    async def declare(self, request: Request) -> Job[Any]:
+        """Commit a cron declared on a task that is new or changed, through the task's outer
+        middleware (as a call would be); an unchanged one is not declared again."""
+        outer = request.task.outer
+        if outer is None:
+            return await self.commit(request)
+        return await self._through_outer(request, outer)
+
     async def _through_outer(
         self,
         request: Request,
         outer: Sequence[Any],
-        commit: Callable[[Request, Job[Any]], Awaitable[Job[Any]]] | None = None,
+        commit: Callable[[Request, Job[Any] | None], Awaitable[Job[Any]]] | None = None,
     ) -> Job[Any]:
         """Pass ``request`` through the task's outer middleware to ``commit`` (default:
         :meth:`commit`; ``push_many`` gathers the requests instead, to write them at once)."""
         commit_ = self.commit if commit is None else commit
         task = request.task
         spec = task.spec
-        job: Job[Any] = Job(request.job_id, self._display_time(request))
+        when = self._display_time(request)
+        # A replacement shows middleware the handle it updates in place (see _take_handle).
+        old = self.scheduler.jobs.get(request.job_id) if request.replace else None
+        held = None if old is None or old.running() or is_final(old.job) else old.job
+        job: Job[Any] = held if held is not None else Job(request.job_id, when)
         args, kwargs = spec.call_args(request.arguments)
         port = task.port
         assert port is not None
         ctx = OuterContext(
             job=job,
-            trigger=request.cron if request.cron is not None else job.exec_at,
+            trigger=request.cron if request.cron is not None else when,
             runnable=Runnable(task.name, spec.func, args, kwargs, spec.options.run_mode),
             arguments=dict(spec.as_dict(request.arguments)),
             func_spec=spec.signature,
@@ -377,11 +391,11 @@ class Submitter:
             schedule_builder=ScheduleBuilder(port, request.arguments),
             request_state=RequestState(),
         )
-        reached = False
+        reached: Job[Any] | None = None
 
         async def innermost(c: OuterContext) -> Job[Any]:
             nonlocal reached
-            reached = True
+            reached = job
             # Middleware may have rewritten the arguments: bind them again, so a bad rewrite
             # is a TypeError here, at scheduling time, not a failure when the job runs.
             final = spec.bind((), dict(c.arguments))
@@ -390,18 +404,26 @@ class Submitter:
             except Exception:  # values whose comparison raises: keep what was asked
                 changed = True
             requested = request.arguments if changed else None
-            return await commit_(replace(request, arguments=final, requested=requested), job)
+            # A held handle moves over to the new job once it is committed (see commit).
+            reached = await commit_(
+                replace(request, arguments=final, requested=requested),
+                None if job is held else job,
+            )
+            return reached
 
         await compose(outer, innermost)(ctx)
-        if not reached:
-            # Refused: nothing is stored and nothing runs; the caller still gets its handle.
-            finish(job, JobStatus.CANCELLED)
-            log.info(
-                "outer middleware refused job %r of task %r; nothing was scheduled",
-                job.id,
-                task.name,
-                extra={"job_id": job.id, "task_name": task.name},
-            )
+        if reached is not None:
+            return reached  # the committed handle (a replaced job's own, updated in place)
+        if job is held:
+            return job  # a refused replacement: the job stays as it was
+        # Refused: nothing is stored and nothing runs; the caller still gets its handle.
+        finish(job, JobStatus.CANCELLED)
+        log.info(
+            "outer middleware refused job %r of task %r; nothing was scheduled",
+            job.id,
+            task.name,
+            extra={"job_id": job.id, "task_name": task.name},
+        )
         return job
 
     def _display_time(self, request: Request) -> datetime:
@@ -436,6 +458,7 @@ class Submitter:
         if not isinstance(recorder, StoreRecorder):
             if existing is not None:
                 scheduler.retire(existing)
+                _take_handle(entry, existing)
                 scheduler.handover(existing, replaced=True)
             self._own(entry)
             return entry.job
@@ -468,6 +491,7 @@ class Submitter:
         del self._inflight[entry.job.id]
         done.set_result(None)
         if existing is not None:
+            _take_handle(entry, existing)
             self.scheduler.handover(existing, replaced=True)
         if self.scheduler.stopped:
             # The app stopped while the record was being committed: it is stored and runs
@@ -498,7 +522,12 @@ class Submitter:
                     if doc.cron is not None and doc.cron.start_date == cron.start_date:
                         same = doc.cron.expression == cron.expression and doc.tz == request.tz
                         kept = (doc.runs, doc.failures, current.exec_at if same else None)
-            handle = job if job is not None else Job(job_id)
+            previous = shared.remote.get(job_id) if request.replace else None
+            if previous is not None and not is_final(previous.job):
+                handle = previous.job  # replaced in place: the caller's handle follows it
+                handle.status = JobStatus.SCHEDULED
+            else:
+                handle = job if job is not None else Job(job_id)
             entry = self._entry(request, None, handle, shared.recorder)
             entry.runs, entry.failures = kept[0], kept[1]
             if kept[2] is not None:
@@ -612,6 +641,20 @@ class Submitter:
         if request.declared:
             entry.declared = True
         return entry
+
+
+def _take_handle(entry: JobEntry, existing: JobEntry) -> None:
+    """``replace=True`` updates the replaced job's handle in place: the new ``entry`` takes
+    it over (SCHEDULED), and the replaced entry ends with the fresh handle nobody holds.
+    A run of the replaced job already under way keeps its handle for its own outcome."""
+    handle = existing.job
+    if existing.running() or is_final(handle):
+        return
+    fresh = entry.job
+    existing.job = fresh
+    entry.job = handle
+    attach(handle, entry)
+    handle.status = fresh.status
 
 
 def _first_fire(cron: Cron, parser: CronParser, tz: tzinfo, now_ts: float) -> float:

@@ -45,7 +45,9 @@ def check_text(value: object, what: str) -> str:
             f"{what} {value!r} contains a character that cannot be stored (a lone surrogate "
             f"at position {exc.start}); use valid Unicode text"
         ) from None
-    return str(value)  # a str subclass (e.g. a StrEnum member) becomes its plain value
+    # A str subclass becomes its plain value: str.__str__, not str(), since a
+    # ``class Ids(str, Enum)`` member's str() is "Ids.NIGHTLY", not its value.
+    return str.__str__(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +126,12 @@ class TaskSpec:
     def name(self) -> str:
         """The task's full name (here: its own name; routes add their routers' prefixes)."""
         return self.local_name
+
+    @property
+    def former_names(self) -> tuple[str, ...]:
+        """Names this task had by default before names became ``module:qualname`` (records
+        stored under one of them are still this task's); none for a given name."""
+        return ()
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Bound:
         """Bind call arguments to the signature (TypeError if wrong); see :data:`Bound`."""

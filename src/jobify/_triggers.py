@@ -341,7 +341,15 @@ def check_delay(seconds: float) -> float:
     """Validate a delay in seconds: a real, finite number (negative means now)."""
     if type(seconds) is float or type(seconds) is int:
         if seconds - seconds == 0:  # finite (inf - inf and nan - nan are nan)
-            return float(seconds)
+            try:
+                return float(seconds)
+            except OverflowError:  # an int beyond any float: negative is "now" anyway
+                if seconds < 0:
+                    return -math.inf
+                raise ValueError(
+                    "delay is too large: the job would run after 9999-12-30, the latest "
+                    "time a datetime can hold; use a smaller delay or an earlier time"
+                ) from None
         raise ValueError(f"delay must be a finite number of seconds, got {seconds}")
     if isinstance(seconds, bool) or not isinstance(seconds, int | float):
         raise TypeError(f"delay must be a number of seconds, got {type(seconds).__name__}")

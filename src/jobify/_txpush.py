@@ -40,7 +40,7 @@ class TxSubmitter(Protocol):
         self,
         request: Request,
         outer: Sequence[Any],
-        commit: Callable[[Request, Job[Any]], Awaitable[Job[Any]]],
+        commit: Callable[[Request, Job[Any] | None], Awaitable[Job[Any]]],
     ) -> Awaitable[Job[Any]]: ...
 
 
@@ -67,7 +67,7 @@ async def push_on(submitter: TxSubmitter, request: Request, connection: Any) -> 
         )
     worker = shared
 
-    async def commit(final: Request, job: Job[Any]) -> Job[Any]:
+    async def commit(final: Request, job: Job[Any] | None) -> Job[Any]:
         submitter.check_open()
         if task.spec.options.run_mode is RunMode.PROCESS:
             task.spec.process_ref()

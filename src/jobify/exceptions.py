@@ -8,7 +8,7 @@ The hierarchy::
     ├── JobFailedError                 ``job.result()`` of a FAILED job (chains the original error)
     ├── JobTimeoutError (+TimeoutError) result() of a TIMEOUT job
     ├── JobNotCompletedError           ``job.result()`` before the job finished
-    ├── JobCancelledError              ``job.result()`` / ``await job`` of a CANCELLED job
+    │   └── JobCancelledError          ``job.result()`` / ``await job`` of a CANCELLED job
     ├── RouteAlreadyRegisteredError    two tasks with one full name
     ├── NoResultError                  raised by an exception handler: fail now, no retry
     ├── CronParseError (+ValueError)   a malformed cron expression (names field and token)
@@ -88,15 +88,19 @@ class JobNotCompletedError(BaseJobifyError):
         )
 
 
-class JobCancelledError(BaseJobifyError):
+class JobCancelledError(JobNotCompletedError):
     """``job.result()`` (or ``await job``) of a job that was cancelled (before it ran, or
-    while running: ``while_running``)."""
+    while running: ``while_running``).
+
+    A :class:`JobNotCompletedError`: a cancelled job never completes, and code that catches
+    the latter keeps working.
+    """
 
     def __init__(self, job_id: str = "", *, while_running: bool = False) -> None:
         self.job_id = job_id
         self.while_running = while_running
         when = " while running" if while_running else ""
-        super().__init__(f"job {job_id!r} was cancelled{when}; it has no result")
+        BaseJobifyError.__init__(self, f"job {job_id!r} was cancelled{when}; it has no result")
 
 
 class RouteAlreadyRegisteredError(BaseJobifyError):

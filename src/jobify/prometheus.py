@@ -15,7 +15,8 @@ One *run* is one execution attempt: a job retried twice counts three runs. Metri
                                               (``success``, ``failure``, ``timeout``,
                                               ``cancelled``)
 ``jobify_job_failures_total``      counter    failed or timed-out runs, by ``task`` and
-                                              ``exception`` (the exception's class)
+                                              ``exception`` (the class as ``module.name``,
+                                              also for builtins: ``builtins.ValueError``)
 ``jobify_job_retries_total``       counter    runs that were retries, by ``task``
 ``jobify_job_duration_seconds``    histogram  run duration, by ``task`` and ``outcome``
 ``jobify_job_lateness_seconds``    histogram  start of a job's first attempt minus its
@@ -40,7 +41,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
 from jobify import JobContext, Jobify, JobStatus
-from jobify.exceptions import MissingDependencyError
+from jobify.exceptions import JobTimeoutError, MissingDependencyError
 from jobify.middleware import BaseMiddleware, CallNext
 
 try:
@@ -86,8 +87,10 @@ QueueDepthSource = Jobify | Callable[[], int]
 
 
 def _qualified_name(cls: type[BaseException]) -> str:
-    module = cls.__module__
-    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
+    """The ``exception`` label: ``module.qualname`` for every class, builtins included
+    (``builtins.ValueError``, ``jobify.exceptions.JobTimeoutError``, ``myapp.errors.Gone``),
+    so that one query form fits all and two classes of one name never share a series."""
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def _waiting_jobs(app: Jobify) -> Callable[[], int]:
@@ -275,7 +278,7 @@ class PrometheusMiddleware(BaseMiddleware):
             timeout = context.route_options.get("timeout")
             if timeout is not None and time.perf_counter() - started + _TIMEOUT_SLACK >= timeout:
                 outcome = "timeout"
-                metrics.failures.labels(task, "jobify.exceptions.JobTimeoutError").inc()
+                metrics.failures.labels(task, _qualified_name(JobTimeoutError)).inc()
             else:
                 outcome = "cancelled"
             raise

@@ -1,8 +1,10 @@
 """The task registry: ``JobRouter`` and the routes (decorated tasks) it holds.
 
 A route is what ``@app.task`` / ``@router.task`` returns: still callable as the plain function,
-plus ``push``/``schedule`` and its full ``name``. Names: ``name`` alone at the top level,
-``prefix:name`` in a router with a prefix, ``a.b:name`` for nested prefixes.
+plus ``push``/``schedule`` and its full ``name``. The default name is the function's
+``module:qualname`` (the same wherever it is registered, so same-named functions of two modules
+never collide). An explicit ``name`` is used alone at the top level, as ``prefix:name`` in a
+router with a prefix and as ``a.b:name`` under nested prefixes.
 
 This module knows nothing of the app: a route schedules through the :class:`SubmitPort` its
 app connects it to, and a router registers into the app's :class:`Registry`.
@@ -11,8 +13,10 @@ app connects it to, and a router registers into the app's :class:`Registry`.
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
@@ -43,6 +47,23 @@ def _check_timeout(timeout: float | None) -> float | None:
     if not timeout > 0 or timeout == float("inf"):
         raise ValueError(f"timeout must be a finite number of seconds > 0, got {timeout}")
     return float(timeout)
+
+
+def default_name(func: Callable[..., Any]) -> str | None:
+    """``module:qualname`` of ``func``, the default task name (None if it has neither).
+
+    A function of a script run as ``__main__`` is named after the script's file, so that its
+    tasks keep their names when the same file is imported (e.g. by ``jobify worker``).
+    """
+    qualname = getattr(func, "__qualname__", None) or getattr(func, "__name__", None)
+    if not isinstance(qualname, str):
+        return None
+    module = getattr(func, "__module__", None)
+    if module == "__main__":
+        path = getattr(sys.modules.get("__main__"), "__file__", None)
+        if isinstance(path, str):
+            module = Path(path).stem
+    return f"{module}:{qualname}" if isinstance(module, str) and module else qualname
 
 
 def check_handlers(handlers: ExceptionHandlers | None, where: str) -> ExceptionHandlers:
@@ -102,9 +123,17 @@ class Route(TaskSpec, Generic[P, T]):
     """
 
     def __init__(
-        self, func: Callable[..., Any], *, name: str, options: TaskOptions, owner: JobRouter | None
+        self,
+        func: Callable[..., Any],
+        *,
+        name: str,
+        options: TaskOptions,
+        owner: JobRouter | None,
+        explicit: bool = True,
     ) -> None:
         super().__init__(func, name=name, options=options)
+        self.explicit_name = explicit
+        """Whether ``name`` was given (a router's prefix applies to given names only)."""
         self.__wrapped__ = func
         self.__doc__ = func.__doc__
         self.__name__ = getattr(func, "__name__", name)
@@ -115,9 +144,24 @@ class Route(TaskSpec, Generic[P, T]):
 
     @property
     def name(self) -> str:
-        """The full name: ``name``, ``prefix:name`` or ``a.b:name``."""
+        """The full name: ``module:qualname`` by default; a given name as ``name``,
+        ``prefix:name`` or ``a.b:name``."""
+        if not self.explicit_name:
+            return self.local_name
         prefix = self._owner.full_prefix if self._owner is not None else ""
         return f"{prefix}:{self.local_name}" if prefix else self.local_name
+
+    @property
+    def former_names(self) -> tuple[str, ...]:
+        """The default names this task had before default names became ``module:qualname``:
+        the function's bare name, and in a router with a prefix ``prefix:name``."""
+        if self.explicit_name:
+            return ()
+        bare = getattr(self.func, "__name__", None)
+        if not isinstance(bare, str) or not bare:
+            return ()
+        prefix = self._owner.full_prefix if self._owner is not None else ""
+        return (f"{prefix}:{bare}", bare) if prefix else (bare,)
 
     @property
     def router(self) -> JobRouter | None:
@@ -171,6 +215,10 @@ class _Registrar:
     def _register(self, route: Route[Any, Any]) -> None:
         raise NotImplementedError
 
+    def _check_registering(self) -> None:
+        """Raise ``ApplicationStateError`` when the app this registers into has started."""
+        raise NotImplementedError
+
     def _owner(self) -> JobRouter | None:
         raise NotImplementedError
 
@@ -178,6 +226,24 @@ class _Registrar:
     def task(self, func: Callable[P, Coroutine[Any, Any, T]], /) -> Route[P, T]: ...
     @overload
     def task(self, func: Callable[P, T], /) -> Route[P, T]: ...
+    @overload
+    def task(
+        self,
+        func: Route[P, T],
+        /,
+        *,
+        name: str | None = None,
+        cron: str | Cron | None = None,
+        retry: int | SmartRetry | None = None,
+        timeout: float | None = None,
+        durable: bool = True,
+        run_mode: RunMode | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        exception_handlers: ExceptionHandlers | None = None,
+        middleware: Sequence[BaseMiddleware] | None = None,
+        outer_middleware: Sequence[BaseOuterMiddleware] | None = None,
+        route_class: type[Route[Any, Any]] | None = None,
+    ) -> Route[P, T]: ...
     @overload
     def task(
         self,
@@ -214,8 +280,10 @@ class _Registrar:
     ) -> Any:
         """Register a task: ``@app.task`` or ``@app.task(name=..., cron=..., retry=...)``.
 
-        ``name`` (default: the function's name) may contain ``:`` and ``.``; only an empty
-        or non-``str`` name is refused. ``cron`` (a ``str`` or ``Cron``) also runs the task
+        ``name`` (default: the function's ``module:qualname``) may contain ``:`` and ``.``;
+        only an empty or non-``str`` name is refused; a router's prefix goes before a given
+        name, not before the default. A task object instead of a function registers its
+        function again (under another ``name``). ``cron`` (a ``str`` or ``Cron``) also runs the task
         on that schedule from startup on, as the job whose id is the task's full name.
         ``retry``: an int N (N more attempts, backing off like ``SmartRetry(retries=N)``) or
         a ``SmartRetry``. ``timeout``: seconds per attempt. ``durable`` (default True): its
@@ -228,13 +296,12 @@ class _Registrar:
         """
 
         def decorate(f: Callable[..., Any]) -> Route[Any, Any]:
+            self._check_registering()
             if isinstance(f, Route):
-                raise TypeError(f"{f.name!r} is already a task; decorate the function once")
+                f = f.func  # the same function again, as a route of its own
             if not callable(f):
                 raise TypeError(f"@task decorates a function, got {type(f).__name__}")
-            task_name = check_text(
-                name if name is not None else getattr(f, "__name__", None), "task name"
-            )
+            task_name = check_text(name if name is not None else default_name(f), "task name")
             is_async = inspect.iscoroutinefunction(f)
             mode = (
                 run_mode if run_mode is not None else (RunMode.MAIN if is_async else RunMode.THREAD)
@@ -258,7 +325,9 @@ class _Registrar:
                 outer_middleware=tuple(outer_middleware or ()),
             )
             cls = route_class or self._route_class
-            route = cls(f, name=task_name, options=options, owner=self._owner())
+            route = cls(
+                f, name=task_name, options=options, owner=self._owner(), explicit=name is not None
+            )
             self._register(route)
             return route
 
@@ -372,24 +441,27 @@ class JobRouter(_Registrar):
             raise TypeError(f"outer middleware must be a BaseOuterMiddleware, got {middleware!r}")
         self.outer_middleware.append(middleware)
 
+    def _check_registering(self) -> None:
+        self._check_open("register a task")
+
     def _register(self, route: Route[Any, Any]) -> None:
         registry = self._registry
         if registry is not None:
             registry.add(route)  # raises on duplicates / after startup
-        elif any(r.local_name == route.local_name for r in self.routes):
+        elif any(r.name == route.name for r in self.routes):
             raise RouteAlreadyRegisteredError(route.name)
         self.routes.append(route)
 
     def include_router(self, router: JobRouter) -> None:
-        """Nest ``router`` under this one (its names gain this router's prefix)."""
-        if not isinstance(router, JobRouter):
-            raise TypeError(f"include_router takes a JobRouter, got {type(router).__name__}")
-        if router.parent is not None or router._registry is not None:
-            raise ValueError(f"{router!r} is already included somewhere; include it once")
+        """Nest ``router`` under this one (its explicitly named tasks gain this router's
+        prefix). ``RuntimeError`` for a router already included, for this router itself or
+        one of its parents, and for an app."""
+        check_includable(router)
+        self._check_open("include a router")
         node: JobRouter | None = self
         while node is not None:
             if node is router:
-                raise ValueError("a router cannot include itself or one of its parents")
+                raise RuntimeError("a router cannot include itself or one of its parents")
             node = node.parent
         router.parent = self
         if self._registry is not None:
@@ -401,7 +473,8 @@ class JobRouter(_Registrar):
         self.routers.append(router)
 
     def include_routers(self, *routers: JobRouter) -> None:
-        """Include several routers, in order."""
+        """Include several routers, in order (at least one)."""
+        check_some(routers)
         for router in routers:
             self.include_router(router)
 
@@ -411,6 +484,25 @@ class JobRouter(_Registrar):
         for sub in self.routers:
             out.extend(sub.walk())
         return out
+
+
+def check_includable(router: object) -> None:
+    """The checks every ``include_router`` makes first (the app's and a router's)."""
+    if isinstance(router, _Registrar) and not isinstance(router, JobRouter):
+        raise RuntimeError(
+            "include_router takes a JobRouter; an app cannot be included (in itself, in "
+            "another app or in a router)"
+        )
+    if not isinstance(router, JobRouter):
+        raise TypeError(f"include_router takes a JobRouter, got {type(router).__name__}")
+    if router.parent is not None or router._registry is not None:
+        raise RuntimeError(f"{router!r} is already included somewhere; include it once")
+
+
+def check_some(routers: Sequence[object]) -> None:
+    """``include_routers()`` needs at least one router."""
+    if not routers:
+        raise ValueError("include_routers() needs at least one router")
 
 
 class Registry:

@@ -60,11 +60,12 @@ def make_app(path: Path) -> Jobify:
     """The app that owns the prepared stores."""
     app = Jobify(storage=SQLiteStorage(path))
 
-    @app.task
+    # Named: the tests read these names in the command's output.
+    @app.task(name="send_email")
     async def send_email(to: str, subject: str = "hello") -> None:
         return None
 
-    @app.task(cron=Cron("*/5 * * * *", max_runs=100), retry=2, timeout=30)
+    @app.task(name="report", cron=Cron("*/5 * * * *", max_runs=100), retry=2, timeout=30)
     async def report() -> None:
         return None
 

@@ -28,9 +28,11 @@ SURFACE = {
     "StoreLocation",
     "TaskInfo",
     "human_duration",
+    "human_time",
     "jsonable",
     "parse_storage_url",
     "safe_text",
+    "zone_name",
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 import time
@@ -120,17 +121,26 @@ def test_storage_from_the_environment_and_the_default_file(store: Store) -> None
 
 
 def test_show_cron_job_with_next_fires_and_failed_last_run(store: Store) -> None:
-    result = jobify("jobs", "show", store.cron_id, "--storage", store.url)
+    result = jobify("jobs", "show", store.cron_id, "--storage", store.url, "--tz", "Europe/Berlin")
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "cron 0 9 * * * in Europe/Berlin" in out
     assert "0 of 10" in out
     assert "to='team@example.com'" in out
-    fires = [line.split()[-1] for line in out.splitlines() if "T09:00:00+0" in line]
+    # Every time in the zone asked for, named: 09:00 in Berlin is 09:00 CET or CEST.
+    assert re.search(r"times in +Europe/Berlin", out)
+    fires = [
+        line.split()[-3:]
+        for line in out.splitlines()
+        if " 09:00:00 CE" in line and not line.startswith("next run")
+    ]
     assert len(fires) == 5
-    times = [datetime.fromisoformat(fire) for fire in fires]
-    assert all(t.hour == 9 for t in times)
+    times = [datetime.fromisoformat(f"{day}T{clock}") for day, clock, _ in fires]
     assert times == sorted(times)
+    # Without --tz: the app's zone, here UTC (this store's app runs in UTC).
+    utc = jobify("jobs", "show", store.cron_id, "--storage", store.url).stdout
+    assert re.search(r"times in +UTC", utc)
+    assert len([line for line in utc.splitlines() if ":00:00 UTC" in line]) >= 5
     # The last outcome: a failure, with its error and traceback.
     assert "failed" in out
     assert "ConnectionError: smtp down" in out

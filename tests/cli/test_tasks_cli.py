@@ -51,31 +51,33 @@ def test_tasks_table(project: Path) -> None:
     result = jobify("tasks", "myapp:app", cwd=project)
     assert result.returncode == 0, result.stderr
     rows = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip()}
-    assert set(rows) >= {"ping", "resize", "reports:weekly"}
-    assert "0 6 * * MON (Asia/Tokyo, 52 runs)" in rows["reports:weekly"]
-    assert "thread" in rows["reports:weekly"]
-    assert "3 (after 2s x2, at most 60s)" in rows["resize"]
-    assert "9.5s" in rows["resize"]
-    assert "priority=5" in rows["resize"]
-    assert "next 20" in result.stdout  # the cron's next fire time
+    # Default names: module:qualname, for router tasks too (the prefix is for given names).
+    assert set(rows) >= {"myapp:ping", "myapp:resize", "myapp:weekly"}
+    assert "0 6 * * MON (Asia/Tokyo, 52 runs)" in rows["myapp:weekly"]
+    assert "thread" in rows["myapp:weekly"]
+    assert "3 (after 2s x2, at most 60s)" in rows["myapp:resize"]
+    assert "9.5s" in rows["myapp:resize"]
+    assert "priority=5" in rows["myapp:resize"]
+    # The cron's next fire, shown in the app's zone (UTC here) and named: 06:00 in Tokyo.
+    assert "21:00:00 UTC" in result.stdout
 
 
 def test_tasks_json(project: Path) -> None:
     result = jobify("tasks", "myapp:app", "--json", cwd=project)
     assert result.returncode == 0, result.stderr
     tasks = {task["name"]: task for task in json.loads(result.stdout)}
-    assert list(tasks) == ["ping", "reports:weekly", "resize"]
-    weekly = tasks["reports:weekly"]
+    assert list(tasks) == ["myapp:ping", "myapp:resize", "myapp:weekly"]
+    weekly = tasks["myapp:weekly"]
     assert weekly["durable"] is False
     assert weekly["run_mode"] == "thread"
     assert weekly["cron"]["expression"] == "0 6 * * MON"
     assert weekly["cron"]["tz"] == "Asia/Tokyo"
     assert weekly["cron"]["misfire_policy"] == "skip"
     assert weekly["cron"]["next_fire"].endswith("T06:00:00+09:00")
-    assert tasks["resize"]["retry"]["retries"] == 3
-    assert tasks["resize"]["metadata"] == {"priority": 5}
-    assert tasks["ping"]["retry"] is None
-    assert tasks["ping"]["run_mode"] == "main"
+    assert tasks["myapp:resize"]["retry"]["retries"] == 3
+    assert tasks["myapp:resize"]["metadata"] == {"priority": 5}
+    assert tasks["myapp:ping"]["retry"] is None
+    assert tasks["myapp:ping"]["run_mode"] == "main"
 
 
 def test_default_attribute_is_app(project: Path) -> None:

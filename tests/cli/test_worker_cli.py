@@ -78,7 +78,7 @@ def test_signal_lets_the_running_job_finish_then_exits_0(
     _, stderr = worker.communicate(timeout=30)
     assert worker.returncode == 0, stderr
     assert (tmp_path / "finished").read_text() == "done"  # the run finished within the grace
-    assert "worker started" in stderr
+    assert "worker started" in stderr and "concurrency 3\n" in stderr  # the limit in force
     assert f"{signum.name} received: stopping" in stderr
     assert "1 running job(s) have up to 10s to finish" in stderr
     assert "worker stopped" in stderr
@@ -97,6 +97,10 @@ def test_a_job_longer_than_the_grace_is_cancelled(tmp_path: Path) -> None:
     assert not (tmp_path / "finished").exists()
     assert "worker stopped" in stderr
     assert (tmp_path / "concurrency").read_text() == "None"  # not set without --concurrency
+    assert "concurrency no limit" in stderr  # an embedded store: no limit is in force
+    # The cut run is named, and said to run again after the next start (it is stored).
+    assert "shutdown cut 1 running job(s) short" in stderr
+    assert "run again after the next start" in stderr
 
 
 def test_store_in_use_is_a_one_line_failure(tmp_path: Path) -> None:

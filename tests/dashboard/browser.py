@@ -111,7 +111,7 @@ APP = textwrap.dedent(
     store, stop = Path(sys.argv[1]), Path(sys.argv[2])
     app = Jobify(storage=SQLiteStorage(store))
 
-    @app.task(cron=Cron("* * * * * * *"))  # every second; its job id is "tick"
+    @app.task(name="tick", cron=Cron("* * * * * * *"))  # every second; its job id is "tick"
     async def tick() -> None:
         print("ran", time.time(), flush=True)
 

@@ -112,13 +112,17 @@ def test_jobs_json(client: TestClient, store: Store) -> None:
     assert [(j["job_id"], j["orphaned"]) for j in orphan] == [(store.orphan_id, True)]
 
 
-def test_job_page(client: TestClient, store: Store) -> None:
+def test_job_page(client: TestClient, dashboard: ClientFactory, store: Store) -> None:
     page = client.get(f"/jobs/{store.cron_id}")
     assert page.status_code == 200
     html = page.text
     assert "0 9 * * *" in html and "Europe/Berlin" in html
     assert 'id="job-runs">0 of at most 10<' in html
-    assert html.count("09:00:00 CET") + html.count("09:00:00 CEST") == 10  # next fires
+    # Times in the app's zone (this store's app runs in UTC), named; or in the one chosen.
+    assert "Times in UTC" in html
+    berlin = dashboard(tz="Europe/Berlin").get(f"/jobs/{store.cron_id}").text
+    # Its 10 next fires, and its next run (text and tooltip).
+    assert berlin.count("09:00:00 CET") + berlin.count("09:00:00 CEST") == 12
     assert "team@example.com" in html
     assert "ConnectionError" in html and "smtp down" in html  # its run history
     assert '<pre class="traceback">' in html

@@ -36,12 +36,12 @@ def make_app(db: Path, **kwargs: Any) -> tuple[Jobify, dict[str, list[Any]]]:
     app = Jobify(storage=SQLiteStorage(db), **kwargs)
     seen: dict[str, list[Any]] = {"echo": [], "tick": []}
 
-    @app.task
+    @app.task(name="echo")
     async def echo(value: Any) -> Any:
         seen["echo"].append(value)
         return value
 
-    @app.task(durable=False)
+    @app.task(name="volatile", durable=False)
     async def volatile(value: int) -> int:
         return value
 
@@ -117,11 +117,11 @@ async def test_bad_records_are_logged_left_in_place_and_others_restore(
     db = tmp_path / "jobs.db"
     app = Jobify(storage=SQLiteStorage(db))
 
-    @app.task
+    @app.task(name="gone")
     async def gone() -> None:
         pass
 
-    @app.task
+    @app.task(name="echo")
     async def echo(value: Any) -> Any:
         return value
 
@@ -171,7 +171,7 @@ async def test_cron_counters_survive_restart_and_max_runs_counts_across(tmp_path
     def build() -> Jobify:
         app = Jobify(storage=SQLiteStorage(db))
 
-        @app.task(cron=Cron("* * * * * * *", max_runs=3))
+        @app.task(name="tick", cron=Cron("* * * * * * *", max_runs=3))
         async def tick() -> None:
             runs.append("run")
 
@@ -210,7 +210,7 @@ async def test_static_cron_definition_change_updates_not_duplicates(tmp_path: Pa
     def build(expr: str) -> Jobify:
         app = Jobify(storage=SQLiteStorage(db))
 
-        @app.task(cron=expr)
+        @app.task(name="report", cron=expr)
         async def report() -> None:
             pass
 
@@ -256,7 +256,7 @@ async def test_permanently_failed_is_persisted_and_not_rearmed(tmp_path: Path) -
     def build() -> Jobify:
         app = Jobify(storage=SQLiteStorage(db))
 
-        @app.task(cron=Cron("* * * * * * *", max_failures=1))
+        @app.task(name="broken", cron=Cron("* * * * * * *", max_failures=1))
         async def broken() -> None:
             raise RuntimeError("always")
 
@@ -267,7 +267,7 @@ async def test_permanently_failed_is_persisted_and_not_rearmed(tmp_path: Path) -
     def build_counting() -> Jobify:
         app = Jobify(storage=SQLiteStorage(db))
 
-        @app.task(cron=Cron("* * * * * * *", max_failures=1))
+        @app.task(name="broken", cron=Cron("* * * * * * *", max_failures=1))
         async def broken() -> None:
             attempts.append(1)
             raise RuntimeError("always")
@@ -332,7 +332,7 @@ async def test_misfire_policies_after_downtime(tmp_path: Path) -> None:
     def build() -> Jobify:
         app = Jobify(storage=SQLiteStorage(db), clock=wall)
 
-        @app.task
+        @app.task(name="hit")
         async def hit(name: str) -> None:
             counts[name] = counts.get(name, 0) + 1
             if counts[name] == expected.get(name):
@@ -387,7 +387,7 @@ async def test_pydantic_models_round_trip_through_sqlite(tmp_path: Path) -> None
         conv = PydanticConverter()
         app = Jobify(storage=SQLiteStorage(db), dumper=conv, loader=conv)
 
-        @app.task
+        @app.task(name="welcome")
         async def welcome(user: User, users: list[User]) -> str:
             received.append((user, users))
             return user.name
@@ -420,7 +420,7 @@ async def test_misfire_all_records_progress_fire_by_fire(tmp_path: Path) -> None
     def build() -> Jobify:
         app = Jobify(storage=SQLiteStorage(db))
 
-        @app.task
+        @app.task(name="catch_up")
         async def catch_up() -> None:
             (row,) = rows(db)
             seen.append((json.loads(row[3])["runs"], row[2]))

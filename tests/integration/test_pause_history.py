@@ -106,7 +106,7 @@ async def test_pause_is_persisted_and_survives_a_restart(tmp_path: Path) -> None
     def build() -> Jobify:
         app = Jobify(storage=SQLiteStorage(db))
 
-        @app.task
+        @app.task(name="beat")
         async def beat(tag: str) -> None:
             ran.append(tag)
 
@@ -183,7 +183,7 @@ async def test_every_finished_run_is_recorded(tmp_path: Path) -> None:
         failures = await storage.query_history(HistoryQuery(failed_only=True))
     assert sorted(r.outcome for r in runs) == ["failed", "success"]
     (failure,) = failures
-    assert failure.job_id == failed.id and failure.task_name == "broken"
+    assert failure.job_id == failed.id and failure.task_name == broken.name
     assert failure.error_type == "builtins.ValueError"
     assert failure.error_message == "bad input <script>"
     assert failure.traceback is not None and "broken_helper()" in failure.traceback

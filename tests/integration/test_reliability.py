@@ -54,7 +54,7 @@ async def test_replacing_a_running_cron_leaves_only_the_new_job(tmp_path: Path) 
     def build() -> Jobify:
         app = Jobify(storage=SQLiteStorage(db))
 
-        @app.task
+        @app.task(name="work")
         async def work(tag: str) -> None:
             runs.append(tag)
             if tag == "old":
@@ -92,7 +92,7 @@ async def test_replacing_a_running_cron_on_the_same_expression_does_not_repeat_t
     release = asyncio.Event()
     fires: list[tuple[str, datetime]] = []
 
-    @app.task
+    @app.task(name="work")
     async def work(tag: str, job: Any = None) -> None:
         fires.append((tag, datetime.now(UTC).replace(microsecond=0)))
         if tag == "old":
@@ -114,7 +114,7 @@ async def test_replacing_a_due_job_that_has_not_started_runs_only_the_new_one() 
     app = Jobify(storage=False)
     ran: list[str] = []
 
-    @app.task
+    @app.task(name="work")
     async def work(tag: str) -> str:
         ran.append(tag)
         return tag
@@ -122,8 +122,8 @@ async def test_replacing_a_due_job_that_has_not_started_runs_only_the_new_one() 
     async with app:
         old = await work.schedule("old").delay(0, job_id="r")
         new = await work.schedule("new").delay(0, job_id="r", replace=True)
+        assert new is old  # replaced in place: the one handle follows the new job
         assert await new == "new"
-        assert old.status is JobStatus.CANCELLED
     assert ran == ["new"]
 
 
@@ -131,7 +131,7 @@ async def test_many_concurrent_replaces_last_writer_wins(tmp_path: Path) -> None
     db = tmp_path / "jobs.db"
     app = Jobify(storage=SQLiteStorage(db))
 
-    @app.task
+    @app.task(name="work")
     async def work(n: int) -> None:
         pass
 
@@ -141,15 +141,16 @@ async def test_many_concurrent_replaces_last_writer_wins(tmp_path: Path) -> None
             *(work.schedule(n).at(later, job_id="x", replace=True) for n in range(200))
         )
         current = app.find_job("x")
-        assert current is jobs[-1]
-        assert all(j.status is JobStatus.CANCELLED for j in jobs[:-1])
+        # Each replacement updated the one handle in place: every caller holds it.
+        assert all(j is current for j in jobs)
+        assert current is not None and current.status is JobStatus.SCHEDULED
         assert rows(db)["x"][0] == {"n": 199}
 
 
 async def test_two_durable_submits_of_one_id_exactly_one_wins(tmp_path: Path) -> None:
     app = Jobify(storage=SQLiteStorage(tmp_path / "jobs.db"))
 
-    @app.task
+    @app.task(name="work")
     async def work(n: int) -> None:
         pass
 
@@ -187,7 +188,7 @@ async def test_a_failed_save_after_a_run_keeps_the_cron_alive_and_lands_later(
     app = Jobify(storage=storage)
     ran: list[int] = []
 
-    @app.task
+    @app.task(name="tick")
     async def tick() -> None:
         ran.append(1)
 
@@ -213,7 +214,7 @@ async def test_the_last_fire_of_an_expression_runs_then_the_job_finishes(tmp_pat
     app = Jobify(storage=SQLiteStorage(db))
     ran: list[datetime] = []
 
-    @app.task
+    @app.task(name="once")
     async def once() -> None:
         ran.append(datetime.now(UTC))
 
@@ -242,7 +243,7 @@ async def test_a_stored_last_fire_that_passed_while_down_runs_once_then_finishes
     def build() -> Jobify:
         app = Jobify(storage=SQLiteStorage(db), clock=clock)
 
-        @app.task
+        @app.task(name="once")
         async def once() -> None:
             ran.append(1)
 
@@ -271,11 +272,11 @@ async def test_a_changed_declaration_starts_afresh_and_a_removed_one_is_dropped(
     def build(cron: Cron | None, other: bool = False) -> Jobify:
         app = Jobify(storage=SQLiteStorage(db))
 
-        @app.task(cron=cron)
+        @app.task(name="report", cron=cron)
         async def report() -> None:
             pass
 
-        @app.task
+        @app.task(name="dynamic")
         async def dynamic() -> None:
             pass
 
@@ -306,7 +307,7 @@ async def test_a_task_switched_to_durable_false_finishes_its_stored_job(tmp_path
     def build(durable: bool) -> Jobify:
         app = Jobify(storage=SQLiteStorage(db))
 
-        @app.task(durable=durable)
+        @app.task(name="work", durable=durable)
         async def work(n: int) -> None:
             ran.append(n)
 
@@ -369,7 +370,7 @@ async def test_pushes_racing_shutdown_are_stored_exactly_when_accepted(tmp_path:
         db = tmp_path / f"race-{round_}.db"
         app = Jobify(storage=SQLiteStorage(db))
 
-        @app.task
+        @app.task(name="work")
         async def work(n: int) -> None:
             pass
 
@@ -398,7 +399,7 @@ async def test_cancels_racing_shutdown_are_durable_when_reported(tmp_path: Path)
         db = tmp_path / f"cancel-{round_}.db"
         app = Jobify(storage=SQLiteStorage(db))
 
-        @app.task
+        @app.task(name="work")
         async def work(n: int) -> None:
             pass
 
@@ -429,7 +430,7 @@ async def test_a_lone_surrogate_id_fails_only_its_caller(tmp_path: Path) -> None
     db = tmp_path / "jobs.db"
     app = Jobify(storage=SQLiteStorage(db))
 
-    @app.task
+    @app.task(name="work")
     async def work(n: int) -> None:
         pass
 
@@ -454,7 +455,7 @@ async def test_a_str_subclass_job_id_is_taken_as_its_value(tmp_path: Path) -> No
     db = tmp_path / "jobs.db"
     app = Jobify(storage=SQLiteStorage(db))
 
-    @app.task
+    @app.task(name="work")
     async def work() -> None:
         pass
 
@@ -469,7 +470,7 @@ async def test_a_str_subclass_job_id_is_taken_as_its_value(tmp_path: Path) -> No
 async def test_a_delay_past_the_end_of_time_is_refused(seconds: float) -> None:
     app = Jobify(storage=False)
 
-    @app.task
+    @app.task(name="work")
     async def work() -> None:
         pass
 
@@ -485,7 +486,7 @@ async def test_naive_at_in_a_dst_gap_or_overlap_follows_the_cron_rule() -> None:
     berlin = ZoneInfo("Europe/Berlin")
     app = Jobify(storage=False, tz=berlin)
 
-    @app.task
+    @app.task(name="work")
     async def work() -> None:
         pass
 
@@ -526,7 +527,7 @@ async def test_counting_missed_fires_after_a_long_downtime_is_cheap(tmp_path: Pa
     def build() -> Jobify:
         app = Jobify(storage=SQLiteStorage(db), cron_factory=Counting, clock=clock)
 
-        @app.task
+        @app.task(name="tick")
         async def tick(n: int) -> None:
             pass
 
@@ -553,7 +554,7 @@ async def test_a_declared_cron_that_never_fires_again_does_not_stop_the_app(
 ) -> None:
     app = Jobify(storage=False)
 
-    @app.task(cron="0 0 1 1 * 2000")  # a one-off whose year has passed
+    @app.task(name="long_gone", cron="0 0 1 1 * 2000")  # a one-off whose year has passed
     async def long_gone() -> None:
         pass
 

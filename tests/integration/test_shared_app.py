@@ -29,22 +29,22 @@ async def schema() -> AsyncIterator[str]:
 def build(schema: str, log: list[Any], *, worker: bool = True, **options: Any) -> Jobify:
     app = Jobify(storage=pgtest.storage(schema), worker=worker, **options)
 
-    @app.task
+    @app.task(name="double")
     async def double(n: int) -> int:
         log.append(("double", n))
         return 2 * n
 
-    @app.task
+    @app.task(name="slow")
     async def slow(n: int) -> int:
         await asyncio.sleep(0.2)
         log.append(("slow", n))
         return n
 
-    @app.task
+    @app.task(name="opaque")
     async def opaque() -> object:
         return object()  # a value that cannot be sent to a waiter elsewhere
 
-    @app.task
+    @app.task(name="tick")
     async def tick(tag: str) -> str:
         log.append(("tick", tag))
         return tag
@@ -132,7 +132,7 @@ async def test_declared_crons_are_declared_once_for_the_cluster(schema: str) -> 
     def with_cron() -> Jobify:
         app = build(schema, log)
 
-        @app.task(cron=Cron("0 0 1 1 *"))
+        @app.task(name="yearly", cron=Cron("0 0 1 1 *"))
         async def yearly() -> None:
             pass
 

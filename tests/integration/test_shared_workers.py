@@ -44,7 +44,7 @@ app = Jobify(
     history=False,
 )
 
-@app.task
+@app.task(name="work")
 async def work(n: int, seconds: float = 0.0, job: Job = INJECT) -> int:
     note("start", n, os.getpid(), time.time())
     if seconds:
@@ -52,7 +52,7 @@ async def work(n: int, seconds: float = 0.0, job: Job = INJECT) -> int:
     note("done", n, os.getpid())
     return n
 
-@app.task
+@app.task(name="tick")
 async def tick(job: Job = INJECT) -> None:
     note("fire", int(job.exec_at.timestamp()), os.getpid())
 
@@ -72,11 +72,11 @@ if os.environ.get("JOBIFY_TEST_DECLARE") == "1":
 def producer(schema: str) -> Jobify:
     app = Jobify(storage=pgtest.storage(schema), worker=False, history=False)
 
-    @app.task
+    @app.task(name="work")
     async def work(n: int, seconds: float = 0.0) -> int:
         raise AssertionError("a producer never runs jobs")
 
-    @app.task
+    @app.task(name="tick")
     async def tick() -> None:
         raise AssertionError("a producer never runs jobs")
 

@@ -87,12 +87,12 @@ async def test_success_span_has_the_attributes(tracing: Tracing) -> None:
         assert await job == 3
 
     (span,) = tracing.runs()
-    assert span.name == "jobify.run add"
+    assert span.name == f"jobify.run {add.name}"
     assert span.kind is SpanKind.CONSUMER
     assert span.status.status_code is StatusCode.UNSET
     assert span.parent is None  # pushed with no span current
     a = attrs(span)
-    assert a["jobify.task.name"] == "add"
+    assert a["jobify.task.name"] == add.name
     assert a["jobify.job.id"] == job.id
     assert a["jobify.task.run_mode"] == "main"
     assert a["code.function.name"].endswith("test_success_span_has_the_attributes.<locals>.add")
@@ -407,7 +407,7 @@ def test_the_global_provider_is_used_by_default() -> None:
         trace.set_tracer_provider(provider)
         app = Jobify(storage=False, middleware=[otel], outer_middleware=[otel.outer_middleware])
 
-        @app.task
+        @app.task(name="hello")
         async def hello() -> None:
             pass
 

@@ -4,6 +4,7 @@ notifications (two workers in one process; several processes: tests/integration)
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -100,7 +101,7 @@ async def test_concurrent_claims_never_share_a_job(a: PostgresStorage, b: Postgr
 
 
 async def test_an_expired_lease_is_claimable_and_the_old_owner_cannot_complete(
-    schema: str, b: PostgresStorage
+    schema: str, b: PostgresStorage, caplog: pytest.LogCaptureFixture
 ) -> None:
     stale = pgtest.storage(schema, lease=0.3)
     await stale.startup()
@@ -111,8 +112,12 @@ async def test_an_expired_lease_is_claimable_and_the_old_owner_cannot_complete(
         # b's clock runs past the stale lease (as if stale had stopped for a second): its
         # heartbeats, however prompt, renew only up to its own clock's now + 0.3 s.
         b.use_clock(lambda: time.time() + 1.0)
-        [taken] = await b.claim(["t"], 5)
+        with caplog.at_level(logging.WARNING, logger="jobify.storage"):
+            [taken] = await b.claim(["t"], 5)
         assert taken.job_id == "x"
+        # The takeover is named: which jobs, from which worker.
+        [line] = [r.getMessage() for r in caplog.records if "took over" in r.getMessage()]
+        assert f"took over 1 job(s) from worker {stale.worker_id}" in line and "'x'" in line
         assert await stale.complete("x", None, result("x", b"stale")) is False
         assert await stale.complete("x", replace(claimed, exec_at=1.0), None) is False
         assert await b.get_result("x") is None  # a refused completion keeps no result

@@ -16,7 +16,7 @@ from jobify.exceptions import ApplicationStateError, CronParseError, Serializati
 async def test_a_task_of_a_router_not_included_is_a_runtime_error() -> None:
     router = JobRouter(prefix="reports")
 
-    @router.task
+    @router.task(name="weekly")
     async def weekly() -> None:
         pass
 
@@ -72,7 +72,7 @@ async def test_process_mode_rejects_lambdas_and_nested_functions(app: Jobify) ->
     async with app:
         with pytest.raises(TypeError, match=r"'lam'.*<lambda>.*module level"):
             await lam.push()
-        with pytest.raises(TypeError, match=r"'nested'.*<locals>.*RunMode.THREAD"):
+        with pytest.raises(TypeError, match=r"<locals>\.nested'.*RunMode.THREAD"):
             await nest.schedule().delay(1)
         with pytest.raises(TypeError, match="module level"):
             await nest.schedule().at(datetime.now(UTC))
@@ -177,7 +177,13 @@ async def test_bad_at_and_delay_values(app: Jobify) -> None:
             await noop.schedule().delay(timedelta(seconds=5))  # type: ignore[arg-type]
         with pytest.raises(TypeError, match="now must be a datetime"):
             await noop.schedule().delay(1, now=0)  # type: ignore[arg-type]
+        # An int too large for a float is a ValueError saying so, not a bare OverflowError.
+        for huge in (10**400, 10**5000):
+            with pytest.raises(ValueError, match="delay is too large"):
+                await noop.schedule().delay(huge)
         assert app.get_active_jobs() == []
+        now = await noop.schedule().delay(-(10**400))  # negative, however large: now
+        await now
 
 
 async def test_bad_wait_all_timeout(app: Jobify) -> None:

@@ -14,6 +14,8 @@ from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVarTuple
 
+import pytest
+
 from jobhandles import status
 from jobify import Cron, Jobify, JobStatus, MisfirePolicy
 from jobify._timers import PREWAKE, WATCHDOG_INTERVAL
@@ -277,3 +279,33 @@ def test_jobs_due_at_one_instant_share_one_timer_and_cancel_alone() -> None:
             assert len(loop.live()) == before
 
     run_counted(body)
+
+
+@pytest.mark.parametrize(
+    "policy", [MisfirePolicy.SKIP, MisfirePolicy.GRACE(timedelta(0))], ids=["skip", "grace0"]
+)
+async def test_fires_skipped_by_a_small_forward_step_are_missed_not_on_time(
+    policy: Any,
+) -> None:
+    # A 1.5 s step: past the step threshold, yet the latest skipped fire is only ~0.5 s old,
+    # within the 1 s on-time tolerance of a fire that is merely late. Fires skipped by a step
+    # are missed fires, so SKIP and GRACE(0) drop them; treated as "late but on time" they
+    # would run at once.
+    app, wall = with_fake_wall()
+    ran_at: list[float] = []
+
+    @app.task
+    async def tick() -> None:
+        ran_at.append(wall())
+
+    async with app:
+        job = await tick.schedule().cron(Cron("* * * * * * *", misfire_policy=policy), job_id="t")
+        first = job.exec_at.timestamp()
+        while first - wall() < 0.3:  # room to step before the first fire's timer
+            await job.wait()
+            first = job.exec_at.timestamp()
+        ran_at.clear()
+        wall.offset += 1.5  # fires `first` and `first + 1` are skipped by the step
+        await asyncio.wait_for(job.wait(), 5)
+        assert ran_at, "the cron stopped firing"
+        assert ran_at[0] >= first + 2 - 0.05  # neither skipped fire ran; the next one did

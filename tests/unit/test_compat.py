@@ -262,12 +262,15 @@ async def test_identical_replace_is_a_noop_before_outer_middleware() -> None:
         first = await work.schedule(1).at(when, job_id="j")
         same = await work.schedule(1).at(when, job_id="j", replace=True)
         assert same is first and calls == ["j"]  # identical: no-op, middleware not run
+        # A replacement (forced or changed) goes through middleware and updates the same
+        # handle in place.
         forced = await work.schedule(1).at(when, job_id="j", replace=True, force=True)
-        assert forced is not first and calls == ["j", "j"]
+        assert forced is first and calls == ["j", "j"]
         changed = await work.schedule(2).at(when, job_id="j", replace=True)
-        assert changed is not forced and calls == ["j", "j", "j"]
+        assert changed is first and calls == ["j", "j", "j"]
         moved = await work.schedule(2).at(when + timedelta(1), job_id="j", replace=True)
-        assert moved is not changed and len(calls) == 4
+        assert moved is first and len(calls) == 4
+        assert first.exec_at == when + timedelta(1)
         c1 = await work.schedule(5).cron("0 0 1 1 *", job_id="c")
         assert await work.schedule(5).cron("0 0 1 1 *", job_id="c", replace=True) is c1
         assert len(calls) == 5
@@ -366,11 +369,11 @@ async def test_a_failed_job_is_logged_with_its_traceback_and_ids(
         job.result()
     retry = next(r for r in caplog.records if r.levelno == logging.WARNING)
     assert "attempt 1" in retry.getMessage()
-    assert (retry.job_id, retry.task_name, retry.attempt) == (job.id, "divide", 1)  # type: ignore[attr-defined]
+    assert (retry.job_id, retry.task_name, retry.attempt) == (job.id, divide.name, 1)  # type: ignore[attr-defined]
     failure = next(r for r in caplog.records if r.levelno == logging.ERROR)
     message = failure.getMessage()
-    assert job.id in message and "'divide'" in message
-    assert (failure.job_id, failure.task_name) == (job.id, "divide")  # type: ignore[attr-defined]
+    assert job.id in message and f"'{divide.name}'" in message
+    assert (failure.job_id, failure.task_name) == (job.id, divide.name)  # type: ignore[attr-defined]
     assert failure.exc_info is not None
     text = caplog.text
     assert "ZeroDivisionError" in text

@@ -19,7 +19,7 @@ async def test_static_cron_starts_with_the_app(app: Jobify) -> None:
         return f"{a}{b}"
 
     async with app:
-        job = app.find_job("heartbeat")  # job id = the task's name
+        job = app.find_job(heartbeat.name)  # job id = the task's name
         assert job is not None
         assert job.cron_expression == EVERY_SECOND
         assert status(job) is JobStatus.SCHEDULED
@@ -29,10 +29,10 @@ async def test_static_cron_starts_with_the_app(app: Jobify) -> None:
         assert job.result() == "a1"  # the latest run's value
         assert status(job) is JobStatus.SCHEDULED  # between runs: it has a next fire
         assert not job.is_done()
-        assert app.find_job("heartbeat") is job  # still scheduled
+        assert app.find_job(heartbeat.name) is job  # still scheduled
         assert job.exec_at == first_fire + timedelta(seconds=1)
         await job.wait()
-        assert app.find_job("heartbeat") is None  # removed at max_runs
+        assert app.find_job(heartbeat.name) is None  # removed at max_runs
         assert status(job) is JobStatus.SUCCESS  # exhausted: final, with its last outcome
         assert job.is_done()
     assert len(ticks) == 2
@@ -46,7 +46,7 @@ async def test_static_cron_from_a_string(app: Jobify) -> None:
         pass
 
     async with app:
-        job = app.find_job("new_year")
+        job = app.find_job(new_year.name)
         assert job is not None
         assert job.exec_at == datetime(2099, 1, 1, tzinfo=UTC)
 
@@ -130,7 +130,8 @@ async def test_replace_keeps_the_run_count(app: Jobify) -> None:
         second = await tick.schedule("new").cron(
             Cron(EVERY_SECOND, max_runs=2), job_id="r", replace=True
         )
-        assert first.status is JobStatus.CANCELLED
+        assert second is first  # replaced in place: the same handle, still scheduled
+        assert first.status is JobStatus.SCHEDULED
         await second.wait()
         # One run was already counted: the second run reaches max_runs and removes the job.
         assert app.find_job("r") is None

@@ -134,7 +134,7 @@ async def test_sync_and_async_handlers_receive_exc_and_context() -> None:
     by_kind = {kind: (exc, ctx) for kind, exc, ctx in received}
     assert len(received) == 2
     sync_exc, sync_ctx = by_kind["sync"]
-    assert sync_exc is error and sync_ctx.job is job_a and sync_ctx.runnable.name == "a"
+    assert sync_exc is error and sync_ctx.job is job_a and sync_ctx.runnable.name == a.name
     async_exc, async_ctx = by_kind["async"]
     assert isinstance(async_exc, KeyError) and async_ctx.job is job_b
     assert async_ctx.route_options["run_mode"] is RunMode.THREAD

@@ -166,7 +166,8 @@ async def test_middleware_sees_the_job_context() -> None:
     async with app:
         job = await work.push(5)
         await job.wait()
-    assert seen == [(job.id, JobStatus.RUNNING, "r:work", {"n": 5}, {"team": "x"}, True, True)]
+    assert work.name.endswith("<locals>.work")  # a default name: the prefix does not apply
+    assert seen == [(job.id, JobStatus.RUNNING, work.name, {"n": 5}, {"team": "x"}, True, True)]
 
 
 async def test_middleware_can_change_the_call() -> None:

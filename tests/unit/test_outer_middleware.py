@@ -127,14 +127,14 @@ async def test_outer_context_fields_for_push(tmp_path: Path) -> None:
     assert isinstance(ctx.trigger, datetime)
     assert before - timedelta(seconds=1) <= ctx.trigger <= datetime.now(UTC)
     assert isinstance(ctx.runnable, Runnable)
-    assert ctx.runnable.name == "work"
+    assert ctx.runnable.name == work.name
     assert ctx.runnable.func is work.func
     assert ctx.arguments == {"a": 1, "b": "y"}
     assert ctx.func_spec == inspect.signature(work.func)
     assert (ctx.is_force, ctx.is_persist, ctx.is_replace) == (False, True, False)
     assert ctx.state is app.state
     assert ctx.route_options["metadata"] == {"priority": 3}
-    assert ctx.route_options["name"] == "work"
+    assert ctx.route_options["name"] == work.name
     assert ctx.jobify_config is app.configs
     assert isinstance(ctx.request_state, RequestState)
     assert isinstance(ctx.schedule_builder, ScheduleBuilder)
@@ -301,8 +301,8 @@ async def test_identical_reschedule_skips_outer_middleware_unless_forced() -> No
         assert len(rec.contexts) == 2
         ctx = rec.contexts[-1]
         assert (ctx.is_force, ctx.is_replace) == (True, True)
-        assert forced is not first
-        assert first.status is JobStatus.CANCELLED
+        assert forced is first and ctx.job is first  # replaced in place
+        assert first.status is JobStatus.SCHEDULED
         assert app.find_job("j") is forced
 
         replaced = await work.schedule(3).at(when, job_id="j", replace=True)

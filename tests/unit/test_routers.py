@@ -66,7 +66,7 @@ def test_full_names() -> None:
     unnamed.include_router(deep)
     app.include_routers(plain, reports, analytics)
 
-    assert top.name == "noop"
+    assert top.name == f"{__name__}:noop"  # the default: module:qualname
     assert t_plain.name == "plain_task"
     assert t_reports.name == "reports:weekly"
     assert t_analytics.name == "analytics:daily"
@@ -74,7 +74,7 @@ def test_full_names() -> None:
     # A router without a prefix adds nothing to the path.
     assert t_deep.name == "analytics.deep:x"
     assert set(app.tasks) == {
-        "noop",
+        f"{__name__}:noop",
         "plain_task",
         "reports:weekly",
         "analytics:daily",
@@ -83,15 +83,17 @@ def test_full_names() -> None:
     }
 
 
-def test_default_name_is_the_function_name_only() -> None:
+def test_default_name_is_module_and_qualname_without_the_prefix() -> None:
     router = JobRouter(prefix="r")
 
     @router.task
     async def compute() -> None:
         pass
 
-    assert compute.name == "r:compute"
-    assert compute.local_name == "compute"
+    here = "test_default_name_is_module_and_qualname_without_the_prefix.<locals>.compute"
+    assert compute.name == f"{__name__}:{here}"  # a router's prefix applies to given names
+    assert compute.local_name == compute.name
+    assert router.task(name="compute")(compute.func).name == "r:compute"
 
 
 def test_duplicate_in_one_router() -> None:
@@ -155,14 +157,14 @@ def test_a_router_is_included_once() -> None:
     app = Jobify(storage=False)
     router = JobRouter(prefix="r")
     app.include_router(router)
-    with pytest.raises(ValueError, match="already included"):
+    with pytest.raises(RuntimeError, match="already included"):
         app.include_router(router)
     loner = JobRouter(prefix="l")
-    with pytest.raises(ValueError, match="itself"):
+    with pytest.raises(RuntimeError, match="itself"):
         loner.include_router(loner)
     child = JobRouter(prefix="c")
     loner.include_router(child)
-    with pytest.raises(ValueError, match="parents"):
+    with pytest.raises(RuntimeError, match="parents"):
         child.include_router(loner)
     with pytest.raises(TypeError):
         app.include_router(object())  # type: ignore[arg-type]

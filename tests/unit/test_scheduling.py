@@ -35,7 +35,7 @@ async def test_task_decorator_forms_and_direct_call(app: Jobify) -> None:
         """Docs survive."""
         return x * 10
 
-    assert plain.name == "plain"
+    assert plain.name == f"{__name__}:test_task_decorator_forms_and_direct_call.<locals>.plain"
     assert configured.name == "custom"
     assert configured.__doc__ == "Docs survive."
     assert configured.route_options["metadata"] == {"priority": 3}
@@ -182,7 +182,7 @@ async def test_duplicate_job_id(app: Jobify) -> None:
         assert first.status is JobStatus.SCHEDULED
 
 
-async def test_replace_cancels_the_old_job(app: Jobify) -> None:
+async def test_replace_updates_the_old_job_in_place(app: Jobify) -> None:
     ran: list[int] = []
 
     @app.task
@@ -192,8 +192,8 @@ async def test_replace_cancels_the_old_job(app: Jobify) -> None:
     async with app:
         old = await record.schedule(1).delay(0.02, job_id="r")
         new = await record.schedule(2).delay(0.02, job_id="r", replace=True)
-        assert new is not old
-        assert old.status is JobStatus.CANCELLED
+        assert new is old  # the same handle, now for the new job
+        assert old.status is JobStatus.SCHEDULED
         assert app.find_job("r") is new
         await new.wait()
         await asyncio.sleep(0.02)
@@ -222,8 +222,8 @@ async def test_identical_reschedule_is_a_noop_unless_forced() -> None:
         assert calls == ["i"]  # the no-op did not run outer middleware
         forced = await noop.schedule(1).at(when, job_id="i", force=True)
         assert calls == ["i", "i"]
-        assert forced is not first
-        assert first.status is JobStatus.CANCELLED
+        assert forced is first  # forced: scheduled again, through the same handle
+        assert first.status is JobStatus.SCHEDULED
         assert app.find_job("i") is forced
         cron1 = await noop.schedule(5).cron("0 0 1 1 *", job_id="c")
         assert await noop.schedule(5).cron("0 0 1 1 *", job_id="c") is cron1

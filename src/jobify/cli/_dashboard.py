@@ -11,10 +11,11 @@ import asyncio
 import errno
 import signal
 import socket
+from datetime import tzinfo
 
 import click
 
-from jobify.cli._params import DEFAULT_STORAGE, STORAGE_ENV, debug_option
+from jobify.cli._params import DEFAULT_STORAGE, STORAGE_ENV, debug_option, display_zone_option
 from jobify.inspection import Inspector
 
 __all__ = ["TOKEN_ENV", "dashboard"]
@@ -118,6 +119,7 @@ def _check_port(host: str, port: int) -> None:
               metavar="S", help="Seconds between live refreshes of a page (0: off).")  # fmt: skip
 @click.option("--log-level", type=click.Choice(_LEVELS), default="info", show_default=True,
               help="uvicorn's logging (access log at info).")  # fmt: skip
+@display_zone_option
 @debug_option
 def dashboard(
     url: str,
@@ -128,6 +130,7 @@ def dashboard(
     allowed_hosts: tuple[str, ...],
     refresh: float,
     log_level: str,
+    tz: tzinfo | None,
 ) -> int:
     """Serve the web dashboard of a job store (needs the dashboard extra:
     pip install 'jobify[dashboard]'). Pages: overview, jobs, crons, failures, runs; JSON
@@ -154,6 +157,7 @@ def dashboard(
             auth_token=auth_token,
             refresh_seconds=refresh,
             allowed_hosts=hosts,
+            tz=tz,
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--auth-token") from None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any, TypeVar
 
 import click
@@ -17,7 +17,13 @@ from rich.table import Table
 from rich.text import Text
 
 from jobify.cli._output import console, duration, print_json, table, text, when
-from jobify.cli._params import debug_option, json_option, storage_option, when_option
+from jobify.cli._params import (
+    debug_option,
+    display_zone_option,
+    json_option,
+    storage_option,
+    when_option,
+)
 from jobify.inspection import (
     MAX_PAGE,
     ActionResult,
@@ -25,6 +31,7 @@ from jobify.inspection import (
     JobDetail,
     JobInfo,
     RunInfo,
+    zone_name,
 )
 from jobify.storage.base import RecordStatus
 
@@ -49,6 +56,12 @@ def _run(inspector: Inspector, body: Callable[[Inspector], Awaitable[T]]) -> T:
             return await body(inspector)
 
     return asyncio.run(main())
+
+
+async def _zoned(inspector: Inspector, tz: tzinfo | None, read: Awaitable[T]) -> tuple[tzinfo, T]:
+    """What ``read`` gives, with the zone to show its times in (``--tz`` or the app's)."""
+    result = await read
+    return await inspector.display_zone(tz), result
 
 
 def _note(message: str) -> None:
@@ -118,11 +131,13 @@ def _job_json(job: JobInfo) -> dict[str, Any]:
 @when_option("--due-after", help="Only jobs whose next run is at or after this time")
 @click.option("--limit", type=_LIMIT, default=100, show_default=True, help="At most N jobs.")
 @click.option("--offset", type=click.IntRange(0), default=0, help="Skip the first N jobs.")
+@display_zone_option
 @json_option
 @storage_option
 @debug_option
 def list_jobs(
     inspector: Inspector,
+    tz: tzinfo | None,
     task: str | None,
     status: str | None,
     due_before: datetime | None,
@@ -133,15 +148,19 @@ def list_jobs(
 ) -> int:
     """List jobs by next run time. Orphaned jobs (whose task the app no longer registers)
     are marked; 'jobify jobs cancel ID' removes them."""
-    found = _run(
+    zone, found = _run(
         inspector,
-        lambda i: i.list_jobs(
-            task=task,
-            status=status,
-            due_before=due_before,
-            due_after=due_after,
-            limit=limit,
-            offset=offset,
+        lambda i: _zoned(
+            i,
+            tz,
+            i.list_jobs(
+                task=task,
+                status=status,
+                due_before=due_before,
+                due_after=due_after,
+                limit=limit,
+                offset=offset,
+            ),
         ),
     )
     if as_json:
@@ -150,13 +169,15 @@ def list_jobs(
     if not found:
         _note(f"no jobs match in {inspector.name}")
         return 0
-    grid = table("ID", "TASK", "STATUS", "NEXT RUN (UTC)", "TRIGGER", "RUNS", "ARGUMENTS")
+    grid = table(
+        "ID", "TASK", "STATUS", f"NEXT RUN ({zone_name(zone)})", "TRIGGER", "RUNS", "ARGUMENTS"
+    )
     for job in found:
         grid.add_row(
             text(job.job_id),
             _task(job),
             text(job.status, _STATUS_STYLE.get(job.status, "")),
-            text(when(job.next_run)),
+            text(when(job.next_run, zone)),
             _trigger(job),
             _runs(job),
             text(_shorten(job.arguments.summary, 60)),
@@ -180,11 +201,12 @@ def _field(grid: Table, name: str, value: Text | str) -> None:
     grid.add_row(Text(name, "bold"), value if isinstance(value, Text) else text(value))
 
 
-def _run_lines(run: RunInfo) -> list[Text]:
+def _run_lines(run: RunInfo, zone: tzinfo) -> list[Text]:
     outcome = text(run.outcome, _OUTCOME_STYLE.get(run.outcome, ""))
     line = Text.assemble(
         outcome,
-        f" at {when(run.finished_at)}, took {duration(run.duration)}, {run.attempts} attempt(s)",
+        f" at {when(run.finished_at, zone)}, took {duration(run.duration)}, "
+        f"{run.attempts} attempt(s)",
     )
     lines = [line]
     if run.error_type or run.error_message:
@@ -198,13 +220,14 @@ def _traceback(run: RunInfo) -> Text | None:
     return text(run.traceback.rstrip("\n"), "dim", multiline=True)
 
 
-def _show_table(detail: JobDetail) -> Group:
+def _show_table(detail: JobDetail, zone: tzinfo) -> Group:
     job = detail.job
     grid = Table.grid(padding=(0, 2))
     _field(grid, "id", job.job_id)
     _field(grid, "task", _task(job))
     _field(grid, "status", text(job.status, _STATUS_STYLE.get(job.status, "")))
-    _field(grid, "next run", when(job.next_run))
+    _field(grid, "times in", zone_name(zone))
+    _field(grid, "next run", when(job.next_run, zone))
     if job.cron is not None:
         cron = job.cron
         _field(grid, "trigger", f"cron {cron.expression} in {cron.tz}")
@@ -215,7 +238,7 @@ def _show_table(detail: JobDetail) -> Group:
         )
         _field(grid, "misfire policy", cron.misfire_policy)
         if cron.start_date is not None:
-            _field(grid, "start date", when(cron.start_date))
+            _field(grid, "start date", when(cron.start_date, zone))
     elif job.kind == "unreadable":
         _field(grid, "trigger", text(f"unreadable: {job.trigger_error}", "red"))
     else:
@@ -227,12 +250,12 @@ def _show_table(detail: JobDetail) -> Group:
         _field(grid, "orphaned", "yes: its task is not registered" if job.orphaned else "no")
     for index, fire in enumerate(detail.next_fires):
         label = "next fires" if job.status != "paused" else "fires if resumed"
-        _field(grid, label if index == 0 else "", when(fire))
+        _field(grid, label if index == 0 else "", when(fire, zone))
     parts: list[Any] = [grid]
     if detail.last_run is None:
         _field(grid, "last run", "none recorded")
     else:
-        lines = _run_lines(detail.last_run)
+        lines = _run_lines(detail.last_run, zone)
         for index, line in enumerate(lines):
             _field(grid, "last run" if index == 0 else "", line)
         trace = _traceback(detail.last_run)
@@ -245,19 +268,22 @@ def _show_table(detail: JobDetail) -> Group:
 @click.argument("job_id", metavar="ID")
 @click.option("--next", "fires", type=click.IntRange(0, 1000), default=5, show_default=True,
               help="How many next fire times of a cron job to show.")  # fmt: skip
+@display_zone_option
 @json_option
 @storage_option
 @debug_option
-def show_job(inspector: Inspector, job_id: str, fires: int, as_json: bool) -> int:
+def show_job(
+    inspector: Inspector, tz: tzinfo | None, job_id: str, fires: int, as_json: bool
+) -> int:
     """Show one job: trigger, arguments, counters, next fires and last outcome."""
-    detail = _run(inspector, lambda i: i.get_job(job_id, fires=fires))
+    zone, detail = _run(inspector, lambda i: _zoned(i, tz, i.get_job(job_id, fires=fires)))
     if as_json:
         data = _job_json(detail.job)
         data["next_fires"] = detail.next_fires
         data["last_run"] = detail.last_run
         print_json(data)
         return 0
-    console().print(_show_table(detail))
+    console().print(_show_table(detail, zone))
     return 0
 
 
@@ -379,11 +405,13 @@ def _run_json(run: RunInfo) -> dict[str, Any]:
 @click.option("--offset", type=click.IntRange(0), default=0, help="Skip the N newest runs.")
 @click.option("--tracebacks/--no-tracebacks", default=True, show_default=True,
               help="Print the traceback of each failed run after the table.")  # fmt: skip
+@display_zone_option
 @json_option
 @storage_option
 @debug_option
 def history(
     inspector: Inspector,
+    tz: tzinfo | None,
     task: str | None,
     job_id: str | None,
     failed: bool,
@@ -394,10 +422,19 @@ def history(
     as_json: bool,
 ) -> int:
     """List finished runs, newest first, with the error of each failure."""
-    runs = _run(
+    zone, runs = _run(
         inspector,
-        lambda i: i.list_runs(
-            task=task, job_id=job_id, failed_only=failed, since=since, limit=limit, offset=offset
+        lambda i: _zoned(
+            i,
+            tz,
+            i.list_runs(
+                task=task,
+                job_id=job_id,
+                failed_only=failed,
+                since=since,
+                limit=limit,
+                offset=offset,
+            ),
         ),
     )
     if as_json:
@@ -406,11 +443,13 @@ def history(
     if not runs:
         _note(f"no runs recorded in {inspector.name} match")
         return 0
-    grid = table("FINISHED (UTC)", "JOB", "TASK", "OUTCOME", "TRIES", "TOOK", "LATE", "ERROR")
+    grid = table(
+        f"FINISHED ({zone_name(zone)})", "JOB", "TASK", "OUTCOME", "TRIES", "TOOK", "LATE", "ERROR"
+    )
     for run in runs:
         error = f"{run.error_type or ''}: {run.error_message or ''}" if run.failed else ""
         grid.add_row(
-            text(when(run.finished_at)),
+            text(when(run.finished_at, zone)),
             text(run.job_id),
             text(run.task_name),
             text(run.outcome, _OUTCOME_STYLE.get(run.outcome, "")),
@@ -425,7 +464,9 @@ def history(
         for run in runs:
             trace = _traceback(run) if run.failed else None
             if trace is not None:
-                out.print(text(f"--- {run.job_id} ({run.task_name}) at {when(run.finished_at)}"))
+                out.print(
+                    text(f"--- {run.job_id} ({run.task_name}) at {when(run.finished_at, zone)}")
+                )
                 out.print(trace)
     if len(runs) == limit:
         _note(f"showing {limit} runs from offset {offset}; use --limit/--offset for more")

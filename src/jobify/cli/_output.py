@@ -8,9 +8,10 @@ rich as ``Text`` (never parsed as markup).
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any
 
 from rich import box
@@ -18,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from jobify.inspection import human_duration, jsonable, safe_text
+from jobify.inspection import human_duration, human_time, jsonable, safe_text
 
 __all__ = [
     "WIDE",
@@ -39,10 +40,11 @@ and times are never cut or wrapped for the scripts and people who grep them."""
 def console(*, stderr: bool = False) -> Console:
     """A console on stdout (or stderr) that never interprets markup in what it prints."""
     stream = sys.stderr if stderr else sys.stdout
-    tty = stream.isatty()
+    # A terminal's own width (or $COLUMNS when set): tables wrap their long cells to fit.
+    sized = stream.isatty() or os.environ.get("COLUMNS", "").isdigit()
     return Console(
         file=stream,
-        width=None if tty else WIDE,
+        width=None if sized else WIDE,
         markup=False,
         emoji=False,
         highlight=False,
@@ -63,11 +65,10 @@ def table(*columns: str) -> Table:
     return grid
 
 
-def when(value: datetime | None) -> str:
-    """A time as ISO 8601 to the second (UTC times end in +00:00)."""
-    if value is None:
-        return "-"
-    return value.isoformat(timespec="seconds")
+def when(value: datetime | None, zone: tzinfo) -> str:
+    """A time in ``zone`` to the second, its zone named (``2030-01-31 09:00:00 CET``), as
+    the dashboard shows it (JSON output keeps ISO 8601 in UTC, for scripts)."""
+    return human_time(value, zone)
 
 
 def duration(seconds: float) -> str:

@@ -16,6 +16,7 @@ __all__ = [
     "STORAGE_ENV",
     "Settings",
     "debug_option",
+    "display_zone_option",
     "json_option",
     "storage_option",
     "when_option",
@@ -44,7 +45,9 @@ def _when(ctx: click.Context, param: click.Parameter, value: str | None) -> date
         raise click.BadParameter(str(exc), ctx, param) from None
 
 
-def _zone(ctx: click.Context, param: click.Parameter, value: str) -> tzinfo:
+def _zone(ctx: click.Context, param: click.Parameter, value: str | None) -> tzinfo | None:
+    if value is None:
+        return None
     try:
         return parse_zone(value)
     except ValueError as exc:
@@ -61,6 +64,17 @@ def when_option(*names: str, help: str, **kwargs: Any) -> Callable[[F], F]:
 def zone_option(*names: str, help: str, **kwargs: Any) -> Callable[[F], F]:
     """An option taking an IANA zone name (or UTC)."""
     return click.option(*names, metavar="ZONE", callback=_zone, help=help, **kwargs)
+
+
+def display_zone_option(func: F) -> F:
+    """``--tz ZONE``: the zone times are shown in (default: the app's, as stored)."""
+    return zone_option(
+        "--tz",
+        "tz",
+        default=None,
+        help="Show times in this zone (an IANA name or UTC). Default: the zone of the app "
+        "that owns the store, as it stored it when it last started; else UTC.",
+    )(func)
 
 
 def _inspector(ctx: click.Context, param: click.Parameter, value: str) -> Inspector:

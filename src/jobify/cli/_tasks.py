@@ -88,13 +88,14 @@ def _task_json(name: str, route: Any, app_tz: tzinfo) -> dict[str, Any]:
     }
 
 
-def _cron_cell(data: Mapping[str, Any] | None) -> Text:
+def _cron_cell(data: Mapping[str, Any] | None, app_tz: tzinfo) -> Text:
+    """A cron declaration, its next fire shown in the app's zone."""
     if data is None:
         return text("-")
     limit = "" if data["max_runs"] == -1 else f", {data['max_runs']} runs"
     cell = text(f"{data['expression']} ({data['tz']}{limit})")
     if data["next_fire"] is not None:
-        cell.append(f"\nnext {when(data['next_fire'])}", "dim")
+        cell.append(f"\nnext {when(data['next_fire'], app_tz)}", "dim")
     return cell
 
 
@@ -127,7 +128,7 @@ def tasks(app_ref: str, as_json: bool) -> int:
     for row in rows:
         grid.add_row(
             text(row["name"]),
-            _cron_cell(row["cron"]),
+            _cron_cell(row["cron"], app_tz),
             text(row["run_mode"]),
             _retry_cell(row["retry"]),
             text("-" if row["timeout"] is None else f"{row['timeout']:g}s"),

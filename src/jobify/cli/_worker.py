@@ -61,12 +61,13 @@ async def _serve(app: Any, grace: float) -> None:
         loop.add_signal_handler(signum, on_signal, signum)
     try:
         await app.startup()
+        limit, why = app.concurrency_in_force
         log.info(
             "worker started (pid %d): %d task(s), storage %r, concurrency %s",
             os.getpid(),
             len(app.tasks),
             app.configs.storage or "none (nothing persisted)",
-            getattr(app, "concurrency", None) or "unbounded",
+            why if limit is None else (f"{limit}" if why == "set" else f"{limit} ({why})"),
         )
         await stop.wait()
         log.info(

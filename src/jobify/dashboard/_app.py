@@ -6,6 +6,8 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from datetime import tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -41,6 +43,19 @@ def _check_token(token: str | None) -> str | None:
     return token
 
 
+def _check_zone(tz: str | tzinfo | None) -> tzinfo | None:
+    if tz is None or isinstance(tz, tzinfo):
+        return tz
+    if not isinstance(tz, str):
+        raise TypeError(f"tz must be a zone or an IANA zone name, got {type(tz).__name__}")
+    try:
+        return ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError(
+            f"unknown time zone {tz!r}: use an IANA name such as Europe/Berlin, or UTC"
+        ) from None
+
+
 def _factory(storage: str | Callable[[], Inspector]) -> Callable[[], Inspector]:
     if isinstance(storage, str):
         parse_storage_url(storage)  # a malformed URL is refused now, not at the first request
@@ -69,6 +84,7 @@ def create_app(
     refresh_seconds: float = 5.0,
     allowed_hosts: Sequence[str] | None = None,
     clock: Callable[[], float] = time.time,
+    tz: str | tzinfo | None = None,
 ) -> Starlette:
     """The dashboard of one job store, as a Starlette (ASGI) application.
 
@@ -84,6 +100,8 @@ def create_app(
     ``refresh_seconds`` is how often the pages refresh their live part (0: never).
     ``allowed_hosts`` limits the ``Host`` names answered (``jobify dashboard`` sets the
     loopback names when it binds to a loopback address). ``clock`` gives epoch seconds.
+    ``tz`` (a zone or IANA name) is the zone every time is shown in; by default the zone of
+    the app that owns the store (as it stored it when it last started), else UTC.
 
     Raises ``ValueError`` or ``TypeError`` for a malformed URL or option.
     """
@@ -105,12 +123,14 @@ def create_app(
         hosts = tuple(h.strip().strip("[]").lower() for h in allowed_hosts)
         if not hosts or not all(hosts):
             raise ValueError("allowed_hosts must name at least one host (or be None for any)")
+    zone = _check_zone(tz)
     settings = Settings(
         read_only=bool(read_only),
         auth_token=_check_token(auth_token),
         title=str(title),
         refresh_seconds=float(refresh_seconds),
         allowed_hosts=hosts,
+        tz=zone,
     )
     holder = InspectorHolder(factory)
     signer = Signer(secret or secrets.token_bytes(32), settings.auth_token, clock)

@@ -10,7 +10,7 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from jobify.dashboard._format import duration, when
 from jobify.inspection import RunActivity
@@ -98,9 +98,10 @@ def median_gap(fires: Sequence[datetime]) -> float | None:
 
 
 def activity_chart(
-    activity: RunActivity, *, width: float = 960, height: float = 200
+    activity: RunActivity, *, width: float = 960, height: float = 200, zone: tzinfo = UTC
 ) -> ActivityChart:
-    """Stacked bars of successful (``ok``) and failed (``failed``) runs per bucket."""
+    """Stacked bars of successful (``ok``) and failed (``failed``) runs per bucket; times
+    labelled in ``zone``."""
     left, right, top, bottom = 44.0, 8.0, 8.0, 22.0
     plot_width = width - left - right
     plot_height = height - top - bottom
@@ -117,7 +118,7 @@ def activity_chart(
         ok_height = (b.runs - b.failures) / scale * plot_height
         failed_height = b.failures / scale * plot_height
         late = "" if b.lateness_max is None else f", late up to {duration(b.lateness_max)}"
-        title = f"{when(b.start)}: {b.runs} run(s), {b.failures} failed{late}"
+        title = f"{when(b.start, zone)}: {b.runs} run(s), {b.failures} failed{late}"
         base = top + plot_height
         if ok_height > 0:
             bars.append(
@@ -152,7 +153,9 @@ def activity_chart(
         plot_left=left,
         plot_bottom=top + plot_height,
         bars=tuple(bars),
-        x_ticks=_time_ticks(activity.since, activity.until, left, plot_width),
+        x_ticks=_time_ticks(
+            activity.since.astimezone(zone), activity.until.astimezone(zone), left, plot_width
+        ),
         y_ticks=y_ticks,
         peak=peak,
     )
@@ -214,7 +217,7 @@ def cron_timeline(
     for index, (job_id, label, status, fires, dense_until) in enumerate(rows):
         y = axis + index * row_height
         inside = [f for f in fires if start <= f <= end]
-        ticks = tuple(Tick(x_of(f), when(f)) for f in inside)
+        ticks = tuple(Tick(x_of(f), when(f, start.tzinfo or UTC)) for f in inside)
         dense = None
         if dense_until is not None and inside and dense_until > inside[-1]:
             gap = median_gap(fires)
@@ -226,7 +229,8 @@ def cron_timeline(
                 round(x_end - x, 2),
                 row_height - 10,
                 "dense",
-                f"{label}: fires about every {every} until {when(dense_until)}",
+                f"{label}: fires about every {every} until "
+                f"{when(dense_until, start.tzinfo or UTC)}",
             )
         drawn.append(TimelineRow(job_id, _short(label), status, y, ticks, dense))
     return Timeline(

@@ -8,20 +8,19 @@ page shows is what is stored.
 from __future__ import annotations
 
 import pprint
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 from urllib.parse import quote
 
-from jobify.inspection import human_duration, safe_text
+from jobify.inspection import human_duration, human_time, safe_text
 
 __all__ = ["block", "duration", "job_path", "number", "pretty", "relative", "text", "when"]
 
 
-def when(value: datetime | None) -> str:
-    """A time as ``2030-01-31 09:00:00 UTC`` (the dashboard shows UTC throughout)."""
-    if value is None:
-        return "-"
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+def when(value: datetime | None, zone: tzinfo = UTC) -> str:
+    """A time in ``zone`` to the second, its zone named (``2030-01-31 09:00:00 CET``): the
+    rule of the command too (see :func:`~jobify.inspection.human_time`)."""
+    return human_time(value, zone)
 
 
 def duration(seconds: float | None) -> str:

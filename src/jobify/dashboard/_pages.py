@@ -71,6 +71,8 @@ class Pages:
         try:
             query = p.parse_query(request.query_params.multi_items(), params, defaults)
             inspector = await self.web.holder.get()
+            # One zone for every time on the page: the dashboard's own, else the app's.
+            self.web.zone = await inspector.display_zone(self.web.settings.tz)
             view = await load(inspector, query)
         except Exception as exc:
             return self.web.failure(request, exc, api=api)

@@ -4,7 +4,7 @@ HTML page and its JSON under ``/api/``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from jobify.dashboard._chart import (
@@ -92,7 +92,7 @@ async def overview_view(inspector: Inspector, hours: int, now: datetime) -> Over
         counts=counts,
         owner_running=await inspector.owner_running(),
         activity=activity,
-        chart=activity_chart(activity),
+        chart=activity_chart(activity, zone=now.tzinfo or UTC),
         late=late[:LATE_SHOWN],
         late_more=len(late) > LATE_SHOWN,
         recent_failures=await inspector.list_runs(failed_only=True, limit=RECENT_FAILURES),

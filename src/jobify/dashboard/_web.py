@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 from urllib.parse import quote, unquote, urlencode
 
@@ -36,6 +36,7 @@ from jobify.inspection import (
     JobNotFoundError,
     OwnerNotAnsweringError,
     safe_text,
+    zone_name,
 )
 
 __all__ = ["ACTION_LABELS", "ACTION_QUESTIONS", "FRAGMENT_HEADER", "Settings", "Web"]
@@ -76,6 +77,8 @@ class Settings:
     title: str
     refresh_seconds: float
     allowed_hosts: tuple[str, ...] | None
+    tz: tzinfo | None = None
+    """The zone times are shown in (None: the app's, as it stored it; else UTC)."""
 
 
 def _status_of(exc: Exception) -> int:
@@ -112,6 +115,8 @@ class Web:
         self.signer = signer
         self.static = static
         self.clock = clock
+        self.zone: tzinfo = settings.tz or UTC
+        """The zone pages show times in (set per request: see ``Pages``)."""
         self.env = jinja2.Environment(
             loader=jinja2.PackageLoader("jobify.dashboard", "templates"),
             autoescape=True,  # every value is escaped, whatever the template's name
@@ -120,7 +125,7 @@ class Web:
             lstrip_blocks=True,
         )
         self.env.filters.update(
-            when=when,
+            when=lambda value: when(value, self.zone),
             duration=duration,
             number=number,
             pretty=pretty,
@@ -130,7 +135,8 @@ class Web:
         )
 
     def now(self) -> datetime:
-        return datetime.fromtimestamp(self.clock(), UTC)
+        """Now, in the zone pages show times in."""
+        return datetime.fromtimestamp(self.clock(), self.zone)
 
     # -- session and forms ------------------------------------------------------------------
 
@@ -199,6 +205,7 @@ class Web:
             "refresh": self.settings.refresh_seconds,
             "flash": None,
             "now": self.now(),
+            "zone": zone_name(self.zone),
             "relative": relative,
             "labels": ACTION_LABELS,
             "questions": ACTION_QUESTIONS,

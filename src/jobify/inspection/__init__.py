@@ -14,7 +14,7 @@ apply them (and its answer awaited); otherwise the store is edited directly.
 
 from jobify.inspection._activity import MAX_BUCKETS, ActivityBucket, RunActivity
 from jobify.inspection._decode import safe_text
-from jobify.inspection._format import human_duration
+from jobify.inspection._format import human_duration, human_time, zone_name
 from jobify.inspection._inspector import DEFAULT_SERIALIZER, MAX_PAGE, Inspector
 from jobify.inspection._json import jsonable
 from jobify.inspection._model import (
@@ -54,7 +54,9 @@ __all__ = [
     "StoreLocation",
     "TaskInfo",
     "human_duration",
+    "human_time",
     "jsonable",
     "parse_storage_url",
     "safe_text",
+    "zone_name",
 ]

@@ -17,7 +17,7 @@ import os
 import stat
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from types import TracebackType
 from typing import Any
 
@@ -26,6 +26,7 @@ from jobify.exceptions import StorageError
 from jobify.inspection._actions import precheck
 from jobify.inspection._activity import RunActivity, bucket_runs, check_window
 from jobify.inspection._decode import job_info, next_fires, run_info, task_info
+from jobify.inspection._format import APP_ZONE_KEY, app_zone
 from jobify.inspection._model import (
     ActionResult,
     InspectionError,
@@ -361,6 +362,16 @@ class Inspector:
         """The tasks the owning app registered when it last started, by name."""
         tasks = await self.storage.load_tasks()
         return sorted((task_info(task) for task in tasks), key=lambda t: t.name)
+
+    async def display_zone(self, override: tzinfo | None = None) -> tzinfo:
+        """The zone to show instants in: ``override`` when given, else the zone of the app
+        that owns the store (as it stored it when it last started), else UTC."""
+        if override is not None:
+            return override
+        tasks = await self.list_tasks()
+        return app_zone(
+            (task.updated_at.timestamp(), task.options.get(APP_ZONE_KEY)) for task in tasks
+        )
 
     async def owner_running(self) -> bool | None:
         """Whether an app owning this (embedded) store runs now; None for a shared store

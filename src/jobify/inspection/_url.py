@@ -117,7 +117,10 @@ def parse_storage_url(url: str) -> StoreLocation:
         rest = [(k, v) for k, v in parse_qsl(parts.query) if k not in _POSTGRES_OPTIONS]
         query = "&".join(f"{k}={v}" for k, v in rest)
         dsn = urlunsplit(("postgresql", parts.netloc, parts.path, query, ""))
-        return StoreLocation("postgresql", dsn, ours, f"the PostgreSQL store {_redact_text(dsn)!r}")
+        # The schema is named too: one database may hold the stores of several apps.
+        schema = ours.get("schema", "jobify")
+        shown = f"the PostgreSQL store {_redact_text(dsn)!r} (schema {schema!r})"
+        return StoreLocation("postgresql", dsn, ours, shown)
     shown = parts.scheme or text.partition("://")[0]
     raise ValueError(
         f"unknown storage URL scheme {shown!r} in {_redact_text(text)!r}: use {_FORMS}"

@@ -645,9 +645,10 @@ class PostgresStorage(PostgresReads, PostgresLeases, SharedStorage):
             raise
         self._cursor.end(watch, rows[0]["low"] if rows else None, now)
         records = sorted(
-            (JobRecord(*row[1:]) for row in rows if row["job_id"] is not None),
+            (JobRecord(*row[1:7]) for row in rows if row["job_id"] is not None),
             key=lambda r: r.exec_at,
         )
+        _log_takeovers(rows, self.worker_id)
         if records:
             until = now + self.lease
             for record in records:
@@ -761,3 +762,21 @@ class PostgresStorage(PostgresReads, PostgresLeases, SharedStorage):
             "updated": [t.updated_at for t in tasks],
         }
         await self._run("execute", sql.SAVE_TASKS, values, "saving tasks", idempotent=True)
+
+
+def _log_takeovers(rows: Sequence[Any], worker_id: str) -> None:
+    """Name the jobs a claim took over from another worker whose lease had expired (it died
+    or stalled), one line per previous holder."""
+    taken: dict[str, list[str]] = {}
+    for row in rows:
+        previous = row["previous"]
+        if previous is not None and previous != worker_id:
+            taken.setdefault(previous, []).append(row["job_id"])
+    for previous, job_ids in taken.items():
+        logger.warning(
+            "took over %d job(s) from worker %s, whose lease expired: %s",
+            len(job_ids),
+            previous,
+            ", ".join(repr(job_id) for job_id in job_ids),
+            extra={"job_ids": job_ids, "previous_worker": previous},
+        )

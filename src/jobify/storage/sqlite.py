@@ -145,13 +145,12 @@ class SQLiteStorage(Storage, CommandChannel):
         database = os.fspath(database)
         if not isinstance(database, str):
             raise TypeError(f"database must be a str or a Path, got {database!r}")
-        self.database = database
-        """The database path as given, or ``":memory:"``."""
+        self._path = database  # as given (a str), or ":memory:"
         self.table_name = table_name
         self.timeout = float(timeout)
         self.synchronous = synchronous
         self.file_mode = file_mode  # SQLite gives -wal and -shm the database's mode
-        self._memory = self.database == _MEMORY
+        self._memory = self._path == _MEMORY
         self._queries = sql.SQLiteQueries.for_table(table_name)
         self._state: Literal["new", "starting", "running", "closing", "closed"] = "new"
         self._mode: Literal["owner", "inspector"] = "owner"
@@ -165,7 +164,12 @@ class SQLiteStorage(Storage, CommandChannel):
         self._session: Session | None = None
 
     def __repr__(self) -> str:
-        return f"SQLiteStorage({self.database!r}, table_name={self.table_name!r})"
+        return f"SQLiteStorage({self._path!r}, table_name={self.table_name!r})"
+
+    @property
+    def database(self) -> Path:
+        """The database file as a ``Path`` (``Path(":memory:")`` for an in-memory store)."""
+        return Path(self._path)
 
     @property
     def commit_count(self) -> int:
@@ -185,7 +189,7 @@ class SQLiteStorage(Storage, CommandChannel):
         file is read-only, corrupt, not a database or stays locked longer than ``timeout``.
         """
         session = await self._open("owner", Session.open_owner)
-        self._commit = GroupCommit(self._loop_(), self._thread_(), session.commit, self.database)
+        self._commit = GroupCommit(self._loop_(), self._thread_(), session.commit, self._path)
 
     async def open_inspection(self) -> None:
         """Open the file for reading without taking the owner lock (an app may run on it).
@@ -209,11 +213,9 @@ class SQLiteStorage(Storage, CommandChannel):
             raise StorageError(f"{self!r} is already started")
         self._state = "starting"
         self._loop = asyncio.get_running_loop()
-        thread = WorkerThread(
-            f"jobify-sqlite:{Path(self.database).name}", self._loop, self._map_error
-        )
+        thread = WorkerThread(f"jobify-sqlite:{Path(self._path).name}", self._loop, self._map_error)
         session = Session(
-            self.database,
+            self._path,
             self.table_name,
             self._queries,
             timeout=self.timeout,
@@ -433,7 +435,7 @@ class SQLiteStorage(Storage, CommandChannel):
                 watcher.start()
             except OSError as exc:
                 raise StorageError(
-                    f"cannot watch for commands to {self.database!r}: cannot create "
+                    f"cannot watch for commands to {self._path!r}: cannot create "
                     f"{watcher.path!r} ({exc.strerror})"
                 ) from exc
             self._watcher = watcher
@@ -497,7 +499,7 @@ class SQLiteStorage(Storage, CommandChannel):
     def _map_error(self, exc: Exception) -> BaseException:
         """Map a driver error to a StorageError naming the file (runs in the thread)."""
         if isinstance(exc, sqlite3.Error):
-            return map_error(exc, self.database, self.timeout)
+            return map_error(exc, self._path, self.timeout)
         return exc
 
     async def run_on_connection(self, work: Callable[[sqlite3.Connection], T]) -> T:

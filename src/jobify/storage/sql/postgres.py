@@ -166,22 +166,20 @@ GET_RESULTS = (
 
 # -- worker statements ----------------------------------------------------------------------
 
-CLAIM = (
-    """
-WITH claimed AS (
-    UPDATE {s}.jobs SET locked_by = :worker, locked_until = :until
-    WHERE job_id IN (
-        SELECT job_id FROM {s}.jobs
-        WHERE status = 'scheduled' AND exec_at >= :from AND exec_at <= :due
-          AND task_name = ANY(:tasks::text[])
-          AND (locked_until IS NULL OR locked_until <= :now)
-        ORDER BY exec_at
-        LIMIT :limit
-        FOR UPDATE SKIP LOCKED
-    )
-    RETURNING """
-    + JOB_COLUMNS
-    + """
+CLAIM = """
+WITH picked AS (
+    SELECT job_id, locked_by FROM {s}.jobs
+    WHERE status = 'scheduled' AND exec_at >= :from AND exec_at <= :due
+      AND task_name = ANY(:tasks::text[])
+      AND (locked_until IS NULL OR locked_until <= :now)
+    ORDER BY exec_at
+    LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE {s}.jobs AS j SET locked_by = :worker, locked_until = :until
+    FROM picked WHERE j.job_id = picked.job_id
+    RETURNING j.job_id, j.task_name, j.exec_at, j.arguments, j.trigger, j.status,
+        picked.locked_by AS previous
 )
 SELECT least(
     (SELECT min(exec_at) FROM claimed),
@@ -191,7 +189,6 @@ SELECT least(
 ) AS low, claimed.*
 FROM (SELECT) AS one LEFT JOIN claimed ON true
 """
-)
 """Claim due rows (unclaimed, or whose lease expired) of these tasks, earliest first, from
 the cursor ``:from`` on (see :mod:`jobify.storage.postgres_cursor`); rows locked by a
 concurrent claim are skipped, never waited for. Every row returned carries ``low``: the
@@ -200,7 +197,8 @@ snapshot (claimed rows included), or NULL when there is none up to ``:due``: whe
 claim may start. It is read only up to the first row claimed (or ``:due``): a range that
 holds the rows in flight and the few finished since the last claim, never the backlog, so
 no plan the statistics may choose makes it read every waiting job. With nothing claimed,
-one row of NULL job columns carries it."""
+one row of NULL job columns carries it. Each claimed row also names the worker whose
+expired lease it had (``previous``; NULL for a row nobody held): a takeover."""
 
 NEXT_CLAIMABLE = """
 WITH first_free AS (
