@@ -31,7 +31,7 @@ async def schema() -> AsyncIterator[str]:
 def app_on(storage: PostgresStorage, ran: list[Any], **options: Any) -> Jobify:
     app = Jobify(storage=storage, history=False, **options)
 
-    @app.task
+    @app.task(name="work")
     async def work(n: int, seconds: float = 0.0) -> int:
         ran.append((n, time.monotonic()))
         if seconds:
@@ -149,7 +149,7 @@ async def test_a_retry_is_not_attempted_once_the_claim_was_taken(
     storage = pgtest.storage(schema, lease=0.6)  # heartbeats every 0.2 s
     worker = Jobify(storage=storage, history=False)
 
-    @worker.task(retry=SmartRetry(retries=1, initial_delay=1.5, jitter=False))
+    @worker.task(name="flaky", retry=SmartRetry(retries=1, initial_delay=1.5, jitter=False))
     async def flaky() -> None:
         attempts.append(time.monotonic())
         failed.set()

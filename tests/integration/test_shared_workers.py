@@ -56,7 +56,7 @@ async def work(n: int, seconds: float = 0.0, job: Job = INJECT) -> int:
 async def tick(job: Job = INJECT) -> None:
     note("fire", int(job.exec_at.timestamp()), os.getpid())
 
-@app.task
+@app.task(name="freeze")
 async def freeze() -> None:
     note("freeze", os.getpid())
     if os.environ.get("JOBIFY_TEST_FREEZE") == "1":
@@ -80,7 +80,7 @@ def producer(schema: str) -> Jobify:
     async def tick() -> None:
         raise AssertionError("a producer never runs jobs")
 
-    @app.task
+    @app.task(name="freeze")
     async def freeze() -> None:
         raise AssertionError("a producer never runs jobs")
 

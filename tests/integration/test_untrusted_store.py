@@ -194,7 +194,7 @@ app = Jobify(
     history=False,
 )
 
-@app.task
+@app.task(name="take")
 async def take(x: Point) -> int:
     return x.x
 """
@@ -231,7 +231,7 @@ async def test_two_workers_on_postgres_set_the_rows_aside_and_run_the_rest(
         await connected(procs)
         producer = Jobify(storage=pgtest.storage(schema), worker=False, history=False)
 
-        @producer.task
+        @producer.task(name="take")
         async def take(x: Point) -> int:  # type: ignore[valid-type]
             raise AssertionError("a producer never runs jobs")
 
